@@ -1,0 +1,140 @@
+"""Input validation shared by every mechanism.
+
+A bad input should fail at the door with a message that names the argument, the shape that was
+expected (in the package's symbols, e.g. ``(T, B, D)``) and what was received, not as a
+broadcasting error or a Numba typing dump three calls deep.
+
+:class:`Shapes` binds symbolic sizes as arguments are checked, so that a mismatch is reported
+against the argument that fixed the size first::
+
+    shapes = Shapes()
+    shapes.check("x", x, ("T", "B", "D"))
+    shapes.check("h0", h0, ("B", "H"))     # B must agree with x
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["Shapes", "is_torch", "require_float", "require_keys", "require_positive_int"]
+
+
+def is_torch(value) -> bool:
+    """True when ``value`` is a ``torch.Tensor`` (without importing torch when it is not)."""
+    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
+
+
+def _dtype_name(value) -> str:
+    return str(value.dtype).replace("torch.", "")
+
+
+def require_float(name: str, value):
+    """Return ``value`` as a floating-point array (NumPy) or tensor (torch), or raise TypeError.
+
+    Lists are converted with ``np.asarray``. Integer and boolean arrays are refused rather than
+    silently promoted: an integer input to a recurrent cell is almost always a bug (token ids
+    where embeddings were meant).
+    """
+    if is_torch(value):
+        if not value.dtype.is_floating_point:
+            raise TypeError(
+                f"{name} must be a floating-point tensor (float32 or float64); "
+                f"got dtype {_dtype_name(value)}"
+            )
+        return value
+    arr = np.asarray(value)
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise TypeError(
+            f"{name} must be a floating-point array (float32 or float64); got dtype {arr.dtype}"
+        )
+    return arr
+
+
+def require_keys(name: str, mapping, keys: Sequence[str], hint: str = ""):
+    """Raise if ``mapping`` is not a mapping holding every one of ``keys``."""
+    if not isinstance(mapping, Mapping):
+        raise TypeError(f"{name} must be a dict of arrays keyed by {list(keys)}; got {type(mapping).__name__}")
+    missing = [k for k in keys if k not in mapping]
+    if missing:
+        msg = f"{name} is missing {missing}; expected keys {list(keys)}, got {sorted(mapping)}"
+        raise ValueError(msg + (f". {hint}" if hint else ""))
+
+
+def require_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def _fmt(dims) -> str:
+    return "(" + ", ".join(str(d) for d in dims) + (",)" if len(dims) == 1 else ")")
+
+
+class Shapes:
+    """Checks arrays against symbolic shapes and remembers what each symbol was bound to.
+
+    A symbol is a string (``"T"``, ``"B"``) or an expression over bound symbols written as a
+    ``(factor, symbol)`` pair, e.g. ``(3, "H")`` for the stacked gates of a GRU. An int is a
+    literal size.
+    """
+
+    def __init__(self):
+        self.sizes: dict[str, int] = {}
+        self.bound_by: dict[str, str] = {}
+
+    def _expected(self, spec) -> str:
+        names = []
+        for s in spec:
+            if isinstance(s, tuple):
+                names.append(f"{s[0]}*{s[1]}")
+            else:
+                names.append(str(s))
+        return _fmt(names)
+
+    def _resolved(self, spec) -> str:
+        out = []
+        for s in spec:
+            if isinstance(s, tuple):
+                k, sym = s
+                out.append(k * self.sizes[sym] if sym in self.sizes else f"{k}*{sym}")
+            elif isinstance(s, str):
+                out.append(self.sizes.get(s, s))
+            else:
+                out.append(s)
+        return _fmt(out)
+
+    def check(self, name: str, value, spec: Sequence):
+        """Check ``value`` (already an array or tensor) against ``spec``; return it unchanged."""
+        shape = tuple(value.shape)
+        if len(shape) != len(spec):
+            raise ValueError(
+                f"{name} must have {len(spec)} dimensions {self._expected(spec)}; "
+                f"got shape {_fmt(shape)}"
+            )
+        for axis, (s, n) in enumerate(zip(spec, shape)):
+            if isinstance(s, int):
+                want, sym = s, None
+            elif isinstance(s, tuple):
+                k, sym = s
+                if sym not in self.sizes:
+                    if n % k:
+                        raise ValueError(
+                            f"{name} must have shape {self._expected(spec)}: axis {axis} has "
+                            f"size {n}, not a multiple of {k}"
+                        )
+                    self.sizes[sym], self.bound_by[sym] = n // k, name
+                want = k * self.sizes[sym]
+            else:
+                sym = s
+                if sym not in self.sizes:
+                    self.sizes[sym], self.bound_by[sym] = n, name
+                want = self.sizes[sym]
+            if n != want:
+                origin = f" ({sym}={self.sizes[sym]} from {self.bound_by[sym]})" if sym else ""
+                raise ValueError(
+                    f"{name} must have shape {self._expected(spec)} = {self._resolved(spec)}"
+                    f"{origin}; got {_fmt(shape)}"
+                )
+        return value

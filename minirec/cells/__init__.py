@@ -1,0 +1,211 @@
+"""Recurrent cells — tanh RNN, LSTM, GRU — and backpropagation through time.
+
+Three implementations of the same maths, in this folder:
+
+- ``reference.py``  NumPy, loops over time, the equations in the code: the specification;
+- ``numba_cpu.py``  compiled kernels (``@njit(cache=True)``) for the sequence forward and BPTT;
+- ``torch_ops.py``  ``torch.nn.Module`` s built from the gates, loadable from ``torch.nn.GRU``,
+  ``torch.nn.LSTM`` and ``torch.nn.RNN`` state dicts; they run on CUDA when it is available.
+
+The public functions below take NumPy arrays or torch tensors. ``backend=None`` picks Numba for
+NumPy input and Torch for tensors; ``backend="numpy"`` runs the reference. Results have the
+input's type and dtype. Shapes: ``x (T, B, D)``, ``h0 (B, H)`` (LSTM: ``(h0, c0)``), parameters
+``weight_ih (G*H, D)``, ``weight_hh (G*H, H)``, ``bias_ih (G*H,)``, ``bias_hh (G*H,)`` with
+G = 1 (RNN), 4 (LSTM, gates i f g o), 3 (GRU, gates r z n).
+"""
+
+from __future__ import annotations
+
+from minirec._validate import Shapes, is_torch, require_float, require_keys, require_positive_int
+from minirec.cells import reference
+from minirec.cells.reference import GATES, PARAM_NAMES, init_params
+
+__all__ = [
+    "rnn_forward", "lstm_forward", "gru_forward",
+    "rnn_bptt", "lstm_bptt", "gru_bptt",
+    "init_params", "params_from_torch", "PARAM_NAMES", "GATES",
+]
+
+BACKENDS = ("numpy", "numba", "torch")
+
+
+def params_from_torch(module_or_state_dict, layer: int = 0) -> dict:
+    """The params dict of one layer of a ``torch.nn.RNN/GRU/LSTM`` (or their ``*Cell``), as NumPy.
+
+    Strips torch.nn's ``_l{layer}`` suffix: ``weight_ih_l0`` → ``weight_ih``.
+    """
+    sd = module_or_state_dict
+    if hasattr(sd, "state_dict"):
+        sd = sd.state_dict()
+    out = {}
+    for name in PARAM_NAMES:
+        key = name if name in sd else f"{name}_l{layer}"
+        if key not in sd:
+            raise ValueError(f"state dict has no {name!r} or {key!r}; got keys {sorted(sd)}")
+        out[name] = sd[key].detach().cpu().numpy()
+    return out
+
+
+def _validate(cell, x, state0, params, grad_outputs=None, grad_final=None):
+    """Check types and shapes; return x, state0 (tuple), params, grad_outputs, grad_final."""
+    G = GATES[cell]
+    pair = cell == "lstm"
+    shapes = Shapes()
+    x = shapes.check("x", require_float("x", x), ("T", "B", "D"))
+    require_keys("params", params, PARAM_NAMES,
+                 hint="Use minirec.cells.params_from_torch(module) to convert a torch.nn module")
+    p = {k: require_float(f"params[{k!r}]", params[k]) for k in PARAM_NAMES}
+    shapes.check("params['weight_ih']", p["weight_ih"], ((G, "H"), "D"))
+    shapes.check("params['weight_hh']", p["weight_hh"], ((G, "H"), "H"))
+    shapes.check("params['bias_ih']", p["bias_ih"], ((G, "H"),))
+    shapes.check("params['bias_hh']", p["bias_hh"], ((G, "H"),))
+    if pair:
+        if not (isinstance(state0, (tuple, list)) and len(state0) == 2):
+            raise TypeError("h0 of an LSTM must be the pair (h0, c0), each of shape (B, H); "
+                            f"got {type(state0).__name__}")
+        state0 = (shapes.check("h0[0]", require_float("h0[0]", state0[0]), ("B", "H")),
+                  shapes.check("h0[1]", require_float("h0[1]", state0[1]), ("B", "H")))
+    else:
+        state0 = (shapes.check("h0", require_float("h0", state0), ("B", "H")),)
+    if grad_outputs is not None:
+        grad_outputs = shapes.check("grad_outputs", require_float("grad_outputs", grad_outputs),
+                                    ("T", "B", "H"))
+    if grad_final is not None:
+        if pair:
+            if not (isinstance(grad_final, (tuple, list)) and len(grad_final) == 2):
+                raise TypeError("grad_final of an LSTM must be the pair (dh_T, dc_T)")
+            grad_final = tuple(shapes.check(f"grad_final[{i}]", require_float("grad_final", g),
+                                            ("B", "H")) for i, g in enumerate(grad_final))
+        else:
+            grad_final = (shapes.check("grad_final", require_float("grad_final", grad_final),
+                                       ("B", "H")),)
+    _same_kind([x, *state0, *p.values()] + ([grad_outputs] if grad_outputs is not None else []))
+    return x, state0, p, grad_outputs, grad_final
+
+
+def _same_kind(arrays):
+    kinds = {is_torch(a) for a in arrays}
+    if len(kinds) > 1:
+        raise TypeError("mix of NumPy arrays and torch tensors: pass all inputs as one kind")
+    dtypes = {str(a.dtype) for a in arrays}
+    if len(dtypes) > 1:
+        raise TypeError(f"inputs must share one floating dtype; got {sorted(dtypes)}")
+
+
+def _pick_backend(backend, x):
+    if backend is None:
+        return "torch" if is_torch(x) else "numba"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS} or None; got {backend!r}")
+    if is_torch(x) and backend != "torch":
+        raise TypeError(f"torch tensors need backend='torch' (or None); got backend={backend!r}")
+    return backend
+
+
+def _module(backend):
+    if backend == "numpy":
+        return reference
+    if backend == "numba":
+        from minirec.cells import numba_cpu
+        return numba_cpu
+    from minirec.cells import torch_ops
+    return torch_ops
+
+
+def _to_torch(arrays):
+    import torch
+    return [torch.as_tensor(a) for a in arrays]
+
+
+def _forward(cell, x, h0, params, backend):
+    x, state0, p, _, _ = _validate(cell, x, h0, params)
+    backend = _pick_backend(backend, x)
+    impl = getattr(_module(backend), f"{cell}_forward")
+    was_numpy = not is_torch(x)
+    if backend == "torch" and was_numpy:
+        x, *state0 = _to_torch([x, *state0])
+        p = dict(zip(p, _to_torch(list(p.values()))))
+    outputs, final = impl(x, state0 if cell == "lstm" else state0[0], p)
+    if backend == "torch" and was_numpy:
+        outputs = outputs.detach().numpy()
+        final = tuple(f.detach().numpy() for f in final) if cell == "lstm" else final.detach().numpy()
+    return outputs, final
+
+
+def _bptt(cell, x, h0, params, grad_outputs, grad_final, truncate, return_hidden_grads, backend):
+    x, state0, p, grad_outputs, grad_final = _validate(cell, x, h0, params, grad_outputs, grad_final)
+    if grad_outputs is None:
+        raise ValueError("grad_outputs (T, B, H) is required")
+    if truncate is not None:
+        truncate = require_positive_int("truncate", truncate)
+    backend = _pick_backend(backend, x)
+    impl = getattr(_module(backend), f"{cell}_bptt")
+    was_numpy = not is_torch(x)
+    if backend == "torch" and was_numpy:
+        x, grad_outputs, *state0 = _to_torch([x, grad_outputs, *state0])
+        p = dict(zip(p, _to_torch(list(p.values()))))
+        grad_final = None if grad_final is None else tuple(_to_torch(grad_final))
+    if cell != "lstm":
+        state0 = state0[0]
+        grad_final = None if grad_final is None else grad_final[0]
+    grads = impl(x, state0, p, grad_outputs, grad_final=grad_final, truncate=truncate,
+                 return_hidden_grads=return_hidden_grads)
+    if backend == "torch" and was_numpy:
+        grads = {k: (tuple(t.numpy() for t in v) if isinstance(v, tuple) else v.numpy())
+                 for k, v in grads.items()}
+    return grads
+
+
+def rnn_forward(x, h0, params, *, backend=None):
+    """tanh RNN over ``x (T, B, D)`` from ``h0 (B, H)`` → ``(outputs (T, B, H), h_T (B, H))``.
+
+    h_t = tanh(W_ih x_t + b_ih + W_hh h_{t−1} + b_hh)
+    """
+    return _forward("rnn", x, h0, params, backend)
+
+
+def gru_forward(x, h0, params, *, backend=None):
+    """GRU over ``x (T, B, D)`` from ``h0 (B, H)`` → ``(outputs (T, B, H), h_T (B, H))``.
+
+    r = σ(W_ir x + b_ir + W_hr h + b_hr),  z = σ(W_iz x + b_iz + W_hz h + b_hz),
+    n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)),  h' = (1 − z) ⊙ n + z ⊙ h
+    """
+    return _forward("gru", x, h0, params, backend)
+
+
+def lstm_forward(x, h0, params, *, backend=None):
+    """LSTM over ``x (T, B, D)`` from ``h0 = (h0, c0)`` → ``(outputs (T, B, H), (h_T, c_T))``.
+
+    i, f, o = σ(·), g = tanh(·) of W_ih x + b_ih + W_hh h + b_hh (gate order i f g o);
+    c' = f ⊙ c + i ⊙ g,  h' = o ⊙ tanh(c')
+    """
+    return _forward("lstm", x, h0, params, backend)
+
+
+def rnn_bptt(x, h0, params, grad_outputs, *, grad_final=None, truncate=None,
+             return_hidden_grads=False, backend=None):
+    """Backpropagation through time for the tanh RNN.
+
+    ``grad_outputs (T, B, H)`` = ∂L/∂outputs; ``grad_final (B, H)`` (optional) = ∂L/∂h_T beyond
+    the outputs; ``truncate=k`` detaches the state every k steps (truncated BPTT).
+    Returns a dict: ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh``, ``x (T, B, D)``,
+    ``h0 (B, H)``, and with ``return_hidden_grads=True`` also ``hidden (T, B, H)`` = ∂L/∂h_t.
+    """
+    return _bptt("rnn", x, h0, params, grad_outputs, grad_final, truncate,
+                 return_hidden_grads, backend)
+
+
+def gru_bptt(x, h0, params, grad_outputs, *, grad_final=None, truncate=None,
+             return_hidden_grads=False, backend=None):
+    """Backpropagation through time for the GRU; arguments and result as :func:`rnn_bptt`."""
+    return _bptt("gru", x, h0, params, grad_outputs, grad_final, truncate,
+                 return_hidden_grads, backend)
+
+
+def lstm_bptt(x, h0, params, grad_outputs, *, grad_final=None, truncate=None,
+              return_hidden_grads=False, backend=None):
+    """Backpropagation through time for the LSTM; as :func:`rnn_bptt` with pairs for the state:
+    ``h0 = (h0, c0)``, ``grad_final = (dh_T, dc_T)``, and the result's ``h0`` is ``(dh0, dc0)``.
+    """
+    return _bptt("lstm", x, h0, params, grad_outputs, grad_final, truncate,
+                 return_hidden_grads, backend)

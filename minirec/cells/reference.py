@@ -25,8 +25,9 @@ GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 def sigmoid(a):
-    """σ(a) = 1 / (1 + e^{-a}), written through tanh so that it never overflows."""
-    return 0.5 * (1.0 + np.tanh(0.5 * a))
+    """σ(a) = 1 / (1 + e^{−a}) = exp(−log(1 + e^{−a})): logaddexp never overflows, and the tails
+    keep full relative precision (0.5·(1 + tanh(a/2)) would cancel for a ≪ 0)."""
+    return np.exp(-np.logaddexp(0.0, -a))
 
 
 def _affine(x, h, params):

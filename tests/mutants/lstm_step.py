@@ -1,0 +1,97 @@
+"""Wrong answers to ``lstm_step(x (B, D), (h, c), params) -> (h_new, c_new)``."""
+
+import numpy as np
+
+from . import mutant
+
+MUTANTS: list = []
+
+
+def sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def blank(x, state, params):
+    raise NotImplementedError
+
+
+def _pre(x, h, params):
+    return (x @ params["weight_ih"].T + params["bias_ih"]
+            + h @ params["weight_hh"].T + params["bias_hh"])
+
+
+def correct(x, state, params):
+    h, c = state
+    a_i, a_f, a_g, a_o = np.split(_pre(x, h, params), 4, axis=1)
+    c_new = sigmoid(a_f) * c + sigmoid(a_i) * np.tanh(a_g)
+    return sigmoid(a_o) * np.tanh(c_new), c_new
+
+
+@mutant(MUTANTS, "gate order: you read the four blocks of weight_ih, weight_hh and the biases "
+                 "as i, f, o, g", wrong={"h_new", "c_new"})
+def output_gate_third(x, state, params):
+    h, c = state
+    a_i, a_f, a_o, a_g = np.split(_pre(x, h, params), 4, axis=1)
+    c_new = sigmoid(a_f) * c + sigmoid(a_i) * np.tanh(a_g)
+    return sigmoid(a_o) * np.tanh(c_new), c_new
+
+
+@mutant(MUTANTS, "the tanh is missing from the output", wrong={"h_new"})
+def no_tanh_on_the_cell(x, state, params):
+    h, c = state
+    a_i, a_f, a_g, a_o = np.split(_pre(x, h, params), 4, axis=1)
+    c_new = sigmoid(a_f) * c + sigmoid(a_i) * np.tanh(a_g)
+    return sigmoid(a_o) * c_new, c_new
+
+
+@mutant(MUTANTS, "forget gate applied to the candidate instead of c", wrong={"h_new", "c_new"})
+def forget_gate_on_candidate(x, state, params):
+    h, c = state
+    i, f, g, o = np.split(_pre(x, h, params), 4, axis=1)
+    i, f, g, o = sigmoid(i), sigmoid(f), np.tanh(g), sigmoid(o)
+    c_new = i * c + f * g
+    return o * np.tanh(c_new), c_new
+
+
+@mutant(MUTANTS, "bias_ih and bias_hh are both missing", wrong={"h_new", "c_new"})
+def no_biases(x, state, params):
+    h, c = state
+    a = x @ params["weight_ih"].T + h @ params["weight_hh"].T
+    a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)
+    c_new = sigmoid(a_f) * c + sigmoid(a_i) * np.tanh(a_g)
+    return sigmoid(a_o) * np.tanh(c_new), c_new
+
+
+@mutant(MUTANTS, "a weight looks transposed (weight_ih is (G*H, D) = (4, 1) and weight_hh is "
+                 "(G*H, H) = (4, 1)")
+def recurrent_weight_not_transposed(x, state, params):
+    h, c = state
+    a = x @ params["weight_ih"].T + params["bias_ih"] + h @ params["weight_hh"] + params["bias_hh"]
+    a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)
+    c_new = sigmoid(a_f) * c + sigmoid(a_i) * np.tanh(a_g)
+    return sigmoid(a_o) * np.tanh(c_new), c_new
+
+
+@mutant(MUTANTS, "the pair is returned in the wrong order", wrong={"h_new", "c_new"})
+def returns_cell_first(x, state, params):
+    h, c = state
+    a_i, a_f, a_g, a_o = np.split(_pre(x, h, params), 4, axis=1)
+    c_new = sigmoid(a_f) * c + sigmoid(a_i) * np.tanh(a_g)
+    return c_new, sigmoid(a_o) * np.tanh(c_new)
+
+
+@mutant(MUTANTS, "lstm_step must return the pair (h_new, c_new); got one array of shape (1, 1)")
+def returns_only_h(x, state, params):
+    h, c = state
+    a_i, a_f, a_g, a_o = np.split(_pre(x, h, params), 4, axis=1)
+    c_new = sigmoid(a_f) * c + sigmoid(a_i) * np.tanh(a_g)
+    return sigmoid(a_o) * np.tanh(c_new)
+
+
+@mutant(MUTANTS, "changed its argument state[1] in place", wrong=set())
+def cell_updated_in_place(x, state, params):
+    h, c = state
+    a_i, a_f, a_g, a_o = np.split(_pre(x, h, params), 4, axis=1)
+    c *= sigmoid(a_f)
+    c += sigmoid(a_i) * np.tanh(a_g)
+    return sigmoid(a_o) * np.tanh(c), c

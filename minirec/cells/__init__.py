@@ -74,12 +74,14 @@ def _validate(cell, x, state0, params, grad_outputs=None, grad_final=None):
         if pair:
             if not (isinstance(grad_final, (tuple, list)) and len(grad_final) == 2):
                 raise TypeError("grad_final of an LSTM must be the pair (dh_T, dc_T)")
-            grad_final = tuple(shapes.check(f"grad_final[{i}]", require_float("grad_final", g),
-                                            ("B", "H")) for i, g in enumerate(grad_final))
+            grad_final = tuple(
+                shapes.check(f"grad_final[{i}]", require_float(f"grad_final[{i}]", g), ("B", "H"))
+                for i, g in enumerate(grad_final))
         else:
             grad_final = (shapes.check("grad_final", require_float("grad_final", grad_final),
                                        ("B", "H")),)
-    _same_kind([x, *state0, *p.values()] + ([grad_outputs] if grad_outputs is not None else []))
+    _same_kind([x, *state0, *p.values(), *([grad_outputs] if grad_outputs is not None else []),
+                *(grad_final or ())])
     return x, state0, p, grad_outputs, grad_final
 
 

@@ -1,0 +1,433 @@
+"""The lesson pipeline: lessons/*.py -> solutions/ + exercises/ (+ book/lessons/) -> website.
+
+Every property is tested on a small fixture lesson (tests/fixtures/lessons/00_demo.py, built
+into a temporary copy of the repository) and on every real lesson in lessons/, whose committed
+notebooks must be in sync with it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+from minirec import cli
+from minirec.notebooks import (
+    BookBuildError,
+    LessonError,
+    build,
+    build_book,
+    check_exercise,
+    split_lesson,
+    stale,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "lessons" / "00_demo.py"
+REAL = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
+CASES = ["fixture:00_demo"] + [p.stem for p in REAL]
+
+MARKER_LINE = re.compile(r"^\s*#\s*(BEGIN|END) SOLUTION")
+MARKER_ANYWHERE = re.compile(r"\b(BEGIN|END)[ _]SOLUTION")
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+def _make_repo(tmp: Path, lessons=(FIXTURE,)) -> Path:
+    """A minimal repository: pyproject.toml, lessons/, and the book's configuration."""
+    (tmp / "lessons").mkdir(parents=True)
+    (tmp / "pyproject.toml").write_text("")
+    for lesson in lessons:
+        shutil.copy(lesson, tmp / "lessons" / lesson.name)
+    (tmp / "book").mkdir()
+    for name in ("_config.yml", "_toc.yml", "intro.md", "how_to_use.md"):
+        if (ROOT / "book" / name).is_file():
+            shutil.copy(ROOT / "book" / name, tmp / "book" / name)
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory) -> Path:
+    root = _make_repo(tmp_path_factory.mktemp("repo"))
+    build(root=root, log=_quiet)
+    return root
+
+
+class Case:
+    def __init__(self, root: Path, stem: str):
+        self.root, self.stem = root, stem
+        self.lesson = root / "lessons" / f"{stem}.py"
+        self.solution = root / "solutions" / f"{stem}.ipynb"
+        self.exercise = root / "exercises" / f"{stem}.ipynb"
+
+    def read(self, path: Path):
+        assert path.is_file(), f"{path} is missing: run `minirec build {self.stem}`"
+        return nbformat.read(path, as_version=4)
+
+
+@pytest.fixture(params=CASES)
+def case(request) -> Case:
+    if request.param.startswith("fixture:"):
+        return Case(request.getfixturevalue("demo_root"), request.param.split(":", 1)[1])
+    return Case(ROOT, request.param)
+
+
+def _regions(lesson_text: str):
+    """Per exercise cell of the lesson (read with jupytext, independently of the pipeline):
+    (lines inside solution regions, lines outside them), stripped and non-blank."""
+    cells = []
+    for cell in jupytext.reads(lesson_text, fmt="py:percent").cells:
+        if "exercise" not in cell.metadata.get("tags", []):
+            continue
+        inside, outside, open_ = set(), set(), False
+        for line in cell.source.split("\n"):
+            if MARKER_LINE.match(line):
+                open_ = "BEGIN" in line
+                continue
+            if line.strip():
+                (inside if open_ else outside).add(line.strip())
+        cells.append((inside, outside))
+    return cells
+
+
+def _lines(nb) -> set[str]:
+    return {line.strip() for cell in nb.cells for line in cell.source.split("\n") if line.strip()}
+
+
+# --------------------------------------------------------------------------------------------
+# Every lesson: the fixture and the real ones
+# --------------------------------------------------------------------------------------------
+
+
+def test_generated_notebooks_are_in_sync_with_the_lesson(case):
+    problems = stale([case.stem], root=case.root)
+    assert problems == [], "\n".join(problems)
+
+
+def test_no_solution_text_leaks_into_the_exercise_notebook(case):
+    text = case.lesson.read_text(encoding="utf-8")
+    exercise, solution = case.read(case.exercise), case.read(case.solution)
+    regions = _regions(text)
+    assert regions, "the lesson has no exercise cell"
+    exercise_cells = [c for c in exercise.cells if "exercise" in c.metadata.get("tags", [])]
+    assert len(exercise_cells) == len(regions)
+    # In its own cell, no solution line may survive (unless the cell also has it outside).
+    for (inside, outside), cell in zip(regions, exercise_cells, strict=True):
+        assert inside, "an exercise cell with an empty solution region"
+        cell_lines = {line.strip() for line in cell.source.split("\n")}
+        assert not (inside - outside) & cell_lines, cell.source
+        assert "raise NotImplementedError(" in cell.source
+    # Anywhere in the notebook, no solution line that the lesson shows nowhere else.
+    visible = set()
+    in_region = False
+    for line in text.split("\n"):
+        if MARKER_LINE.match(line):
+            in_region = "BEGIN" in line
+        elif not in_region and line.strip():
+            visible.add(line.strip())
+    secret = set().union(*(inside for inside, _ in regions)) - visible
+    assert not secret & _lines(exercise)
+    # No marker in either notebook.
+    for nb in (exercise, solution):
+        for cell in nb.cells:
+            assert not MARKER_ANYWHERE.search(cell.source), cell.source
+
+
+def test_exercise_notebook_has_no_outputs(case):
+    nb = case.read(case.exercise)
+    assert nb.nbformat == 4 and nb.nbformat_minor == 5
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+            assert "execution" not in cell.metadata
+
+
+def test_solution_notebook_is_executed_with_outputs(case):
+    nb = case.read(case.solution)
+    assert nb.nbformat == 4 and nb.nbformat_minor == 5
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), (
+        "not executed top to bottom in one kernel: run `minirec build`"
+    )
+    assert any(c.outputs for c in code), "no outputs at all"
+    for cell in code:
+        assert "execution" not in cell.metadata  # no timing metadata: stable bytes
+        if "raises-exception" not in cell.metadata.get("tags", []):
+            assert all(o.output_type != "error" for o in cell.outputs), cell.source
+    # Every check passes in the solution notebook (it printed, it did not raise).
+    checks = [c for c in code if "check" in c.metadata.get("tags", [])]
+    assert checks
+
+
+def test_blank_exercise_fails_exactly_at_its_check_cells(case):
+    """Run as shipped: each check cell raises NotAttempted; no other cell raises anything."""
+    nb = case.read(case.exercise)
+    assert check_exercise(nb, cwd=case.exercise.parent) == []
+
+
+@pytest.mark.parametrize("lesson", REAL, ids=[p.stem for p in REAL])
+def test_real_lesson_has_at_least_three_exercises(lesson):
+    cells = jupytext.read(lesson).cells
+    exercises = [c for c in cells if "exercise" in c.metadata.get("tags", [])]
+    assert len(exercises) >= 3, "LESSON_SHAPE.md: at least three exercises per lesson"
+
+
+# --------------------------------------------------------------------------------------------
+# The splitter
+# --------------------------------------------------------------------------------------------
+
+
+def test_stubs_replace_each_region_at_its_indentation():
+    solution, exercise = split_lesson(FIXTURE.read_text(encoding="utf-8"), path="00_demo.py")
+    ex = [c.source for c in exercise.cells if "exercise" in c.metadata.get("tags", [])]
+    assert '        raise NotImplementedError("Exercise: update h from h and x[t]")' in ex[0]
+    assert ex[0].count("raise NotImplementedError") == 1
+    assert '    raise NotImplementedError("Exercise: replace this line with your code")' in ex[1]
+    assert '    raise NotImplementedError("Exercise: return the weighted sum over time")' in ex[1]
+    assert ex[1].count("raise NotImplementedError") == 2
+    for source in ex:
+        compile(source, "<exercise>", "exec")  # still valid Python
+    # solution-only cells are dropped from the exercise notebook only
+    only = [c for c in solution.cells if "solution-only" in c.metadata.get("tags", [])]
+    assert len(only) == 1 and len(solution.cells) == len(exercise.cells) + 1
+    # other tags pass through; ids are stable and shared by the two notebooks
+    assert any("nbval-ignore-output" in c.metadata.get("tags", []) for c in exercise.cells)
+    assert {c.id for c in exercise.cells} <= {c.id for c in solution.cells}
+    again, _ = split_lesson(FIXTURE.read_text(encoding="utf-8"), path="00_demo.py")
+    assert [c.id for c in again.cells] == [c.id for c in solution.cells]
+    for cell in solution.cells:
+        assert set(cell.metadata) <= {"tags"}, cell.metadata  # no jupytext bookkeeping
+
+
+def test_hint_is_quoted_safely():
+    text = (
+        '# %% tags=["exercise"]\ndef f():\n'
+        '    # BEGIN SOLUTION: say "hi" \\ twice\n    return 1\n    # END SOLUTION\n\n'
+        '# %% tags=["check"]\nf\n'
+    )
+    _, exercise = split_lesson(text)
+    source = exercise.cells[0].source
+    namespace = {}
+    exec(source, namespace)
+    with pytest.raises(NotImplementedError, match=r'Exercise: say "hi" \\ twice'):
+        namespace["f"]()
+
+
+def _lesson(body: str) -> str:
+    return '# %% [markdown]\n# # Title\n\n# %% tags=["exercise"]\n' + body + (
+        '\n\n# %% tags=["check"]\ncheck()\n'
+    )
+
+
+BAD = {
+    "begin without end": (
+        _lesson("def f():\n    # BEGIN SOLUTION\n    return 1\n"),
+        6,
+        "no `# END SOLUTION`",
+    ),
+    "end without begin": (
+        _lesson("def f():\n    return 1\n    # END SOLUTION\n"),
+        7,
+        "without a `# BEGIN SOLUTION`",
+    ),
+    "nested begin": (
+        _lesson(
+            "def f():\n    # BEGIN SOLUTION\n    x = 1\n    # BEGIN SOLUTION\n"
+            "    return x\n    # END SOLUTION\n"
+        ),
+        8,
+        "inside an open region",
+    ),
+    "marker outside an exercise cell": (
+        "# %%\ndef f():\n    # BEGIN SOLUTION\n    return 1\n    # END SOLUTION\n",
+        3,
+        "outside an exercise cell",
+    ),
+    "marker on a code line": (
+        _lesson("def f():\n    # BEGIN SOLUTION\n    return 1  # END SOLUTION\n"),
+        7,
+        "malformed solution marker",
+    ),
+    "malformed hint": (
+        _lesson("def f():\n    # BEGIN SOLUTION - add one\n    return 1\n    # END SOLUTION\n"),
+        6,
+        "malformed marker",
+    ),
+    "misspelt marker": (
+        _lesson("def f():\n    # BEGIN SOLUTIONS\n    return 1\n    # END SOLUTION\n"),
+        6,
+        "malformed marker",
+    ),
+    "empty region": (
+        _lesson("def f():\n    # BEGIN SOLUTION\n    # END SOLUTION\n    return 1\n"),
+        6,
+        "empty solution region",
+    ),
+    "exercise without region": (_lesson("def f():\n    return 1\n"), 4, "needs at least one"),
+    "exercise without check": (
+        '# %% tags=["exercise"]\ndef f():\n    # BEGIN SOLUTION\n    return 1\n'
+        "    # END SOLUTION\n\n# %%\nf()\n",
+        7,
+        "must be its `check` cell",
+    ),
+    "check without exercise": ('# %%\nx = 1\n\n# %% tags=["check"]\ncheck()\n', 4, "must follow"),
+}
+
+
+@pytest.mark.parametrize("text, line, message", BAD.values(), ids=BAD.keys())
+def test_bad_markers_give_a_clear_error_with_file_and_line(text, line, message):
+    with pytest.raises(LessonError) as info:
+        split_lesson(text, path="lessons/99_bad.py")
+    assert str(info.value).startswith(f"lessons/99_bad.py:{line}: "), str(info.value)
+    assert message in str(info.value)
+    assert info.value.line == line
+
+
+def test_line_numbers_count_the_jupytext_header():
+    text = FIXTURE.read_text(encoding="utf-8").replace(
+        "        # END SOLUTION\n        out[t] = h", "        out[t] = h", 1
+    )
+    begin = next(
+        i + 1
+        for i, line in enumerate(text.split("\n"))
+        if "BEGIN SOLUTION: update h" in line
+    )
+    with pytest.raises(LessonError, match=rf"^00_demo\.py:{begin}: "):
+        split_lesson(text, path="00_demo.py")
+
+
+# --------------------------------------------------------------------------------------------
+# build(), stale(), the CLI
+# --------------------------------------------------------------------------------------------
+
+
+def test_rebuild_is_byte_for_byte_stable(demo_root, tmp_path):
+    root = _make_repo(tmp_path / "again")
+    build(root=root, book=False, log=_quiet)
+    assert (root / "exercises/00_demo.ipynb").read_bytes() == (
+        demo_root / "exercises/00_demo.ipynb"
+    ).read_bytes()
+
+    def without_ignored_outputs(path):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        for cell in nb["cells"]:
+            if "nbval-ignore-output" in cell["metadata"].get("tags", []):
+                cell["outputs"] = []
+        return nb
+
+    assert without_ignored_outputs(root / "solutions/00_demo.ipynb") == without_ignored_outputs(
+        demo_root / "solutions/00_demo.ipynb"
+    )
+    times = json.loads((root / "book" / "lesson_times.json").read_text())
+    assert set(times) == {"00_demo"} and 0 < times["00_demo"] < 60
+
+
+def test_stale_reports_edits_missing_and_orphan_notebooks(demo_root, tmp_path):
+    root = _make_repo(tmp_path / "repo")
+    for folder in ("solutions", "exercises"):
+        shutil.copytree(demo_root / folder, root / folder)
+    assert stale(root=root) == []
+    lesson = root / "lessons" / "00_demo.py"
+    lesson.write_text(lesson.read_text().replace("update h from h", "update the state h from h"))
+    problems = stale(root=root)
+    assert problems == [
+        "exercises/00_demo.ipynb: out of sync with lessons/00_demo.py "
+        "(cell 3: source differs; run `minirec build 00_demo`)"
+    ]
+    shutil.copy(root / "solutions/00_demo.ipynb", root / "solutions/07_gone.ipynb")
+    (root / "exercises/00_demo.ipynb").unlink()
+    problems = stale(root=root)
+    assert any(p.startswith("exercises/00_demo.ipynb: missing") for p in problems)
+    assert "solutions/07_gone.ipynb: no lesson lessons/07_gone.py" in problems
+    # a full build removes the orphan and brings everything back in sync
+    build(root=root, execute=False, book=False, log=_quiet)
+    assert not (root / "solutions/07_gone.ipynb").exists()
+    assert stale(root=root) == []
+
+
+def test_cli_build_without_execution_and_errors(tmp_path, monkeypatch, capsys):
+    root = _make_repo(tmp_path / "repo")
+    monkeypatch.chdir(root / "lessons")  # any folder inside the repository works
+    assert cli.main(["build", "--no-execute", "--no-book", "00"]) == 0
+    nb = nbformat.read(root / "solutions/00_demo.ipynb", as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells)  # --no-execute: no outputs
+    assert (root / "exercises/00_demo.ipynb").is_file()
+    assert not (root / "book" / "lessons").exists()  # --no-book
+    capsys.readouterr()
+
+    assert cli.main(["build", "--no-book", "42"]) == 1
+    assert "no single lesson matches '42'" in capsys.readouterr().err
+
+    (root / "lessons/01_bad.py").write_text(
+        '# %% tags=["exercise"]\ndef f():\n    # BEGIN SOLUTION\n    return 1\n'
+    )
+    assert cli.main(["build", "--no-execute", "--no-book", "01_bad"]) == 1
+    assert "lessons/01_bad.py:3: `# BEGIN SOLUTION` has no" in capsys.readouterr().err
+
+
+def test_a_failing_lesson_names_its_line(tmp_path):
+    root = _make_repo(tmp_path / "repo", lessons=())
+    (root / "lessons/01_fails.py").write_text("# %%\nx = 1\n\n# %%\n1 / 0\n")
+    with pytest.raises(LessonError, match=r"(?s)^lessons/01_fails\.py:4: .*ZeroDivisionError"):
+        build(root=root, book=False, log=_quiet)
+
+
+def test_learner_command_nbval_lax_wins_over_the_strict_addopts(demo_root, tmp_path):
+    """`python -m pytest --nbval-lax NB` (pyproject's addopts say --nbval) compares no outputs."""
+    nb = nbformat.read(demo_root / "solutions/00_demo.ipynb", as_version=4)
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    first.outputs[0]["text"] = "not what the cell prints\n"
+    path = tmp_path / "submission.ipynb"
+    nbformat.write(nb, path)
+
+    def pytest_on(*args):
+        command = [sys.executable, "-m", "pytest", "-q", "-c", str(ROOT / "pyproject.toml")]
+        command += ["--rootdir", str(tmp_path), *args, str(path)]
+        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+
+    lax = pytest_on("--nbval-lax")
+    assert lax.returncode == 0, lax.stdout + lax.stderr
+    strict = pytest_on()
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+    assert "not what the cell prints" in strict.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# The website
+# --------------------------------------------------------------------------------------------
+
+
+def test_book_builds_offline_with_local_mathjax(demo_root):
+    index = build_book(root=demo_root, quiet=True)
+    html = index.parent
+    assert index == demo_root / "book/_build/html/index.html" and index.is_file()
+    page = (html / "lessons/00_demo.html").read_text(encoding="utf-8")
+    assert "running_average" in page and "1000 steps in" in page  # code and outputs
+    assert 'class="math notranslate nohighlight"' in page  # display maths for MathJax
+    scripts = re.findall(r'<script[^>]*src="([^"]*mathjax[^"]*)"', page, re.IGNORECASE)
+    assert scripts == ["../_static/mathjax/tex-chtml.js"], scripts
+    assert (html / "_static/mathjax/tex-chtml.js").is_file()
+    for name in ("lessons/00_demo.html", "intro.html", "how_to_use.html"):
+        text = (html / name).read_text(encoding="utf-8")
+        assert not re.search(r'src="(https?:)?//', text), f"{name} loads a remote script"
+    assert "NotImplementedError(\"Exercise" not in page  # the book shows the solutions
+
+
+def test_book_build_fails_on_a_warning(demo_root, tmp_path):
+    book = tmp_path / "book"
+    shutil.copytree(demo_root / "book", book, ignore=shutil.ignore_patterns("_build"))
+    with (book / "intro.md").open("a") as f:
+        f.write("\nA reference to {doc}`no-such-page`.\n")
+    with pytest.raises(BookBuildError, match="warnings count as errors"):
+        build_book(book_dir=book, quiet=True)

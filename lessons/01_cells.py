@@ -626,28 +626,36 @@ def recoding_step(h, W_out, b_out, target, alpha):
 check_recoding_step(recoding_step)
 
 # %% [markdown]
-# One step lowers the surprisal of the token it was told about — by construction. Whether that
-# helps the model is another matter: here the readout of the trained first-bit GRU plays the part
-# of a language model's output layer, and we recode its final state towards the *correct* label,
-# then ask how much the surprisal fell.
+# One step lowers the surprisal of the token it was told about — by construction, for a small
+# enough step. Here the readout of a trained model plays the part of a language model's output
+# layer. Take the GRU that stayed at chance on the 60-step delay, and recode its final state
+# towards the *correct* label (the supervised signal of the paper): how far does the surprisal
+# fall, and for the keep-biased GRU that already solved the task?
 
 # %%
-W_out = gru_model.readout.weight.detach().double().numpy()
-b_out = gru_model.readout.bias.detach().double().numpy()
 x_eval, y_eval = first_bit_task(500, 60, torch.Generator().manual_seed(7))
-with torch.no_grad():
-    _, h_final = gru_model.rnn(x_eval)
-h_final = h_final[0].double().numpy()
 target = y_eval.numpy()
-before = ref.surprisal(h_final, W_out, b_out, target)
-after = ref.surprisal(ref.recoding_step(h_final, W_out, b_out, target, alpha=0.1), W_out, b_out, target)
-assert np.all(after <= before + 1e-12)
-print(f"mean surprisal before recoding {before.mean():.3f} nats, after one step {after.mean():.3f}")
+drop = {}
+print("mean surprisal (nats)      before   after one recoding step (α = 0.5)")
+for name in ["GRU", "GRU, z bias +2"]:
+    model = trained[name, 60]
+    W_out = model.readout.weight.detach().double().numpy()
+    b_out = model.readout.bias.detach().double().numpy()
+    with torch.no_grad():
+        _, h_final = model.rnn(x_eval)
+    h_final = h_final[0].double().numpy()
+    before = ref.surprisal(h_final, W_out, b_out, target)
+    after = ref.surprisal(ref.recoding_step(h_final, W_out, b_out, target, alpha=0.5),
+                          W_out, b_out, target)
+    assert np.all(after <= before + 1e-12)
+    drop[name] = before.mean() - after.mean()
+    print(f"  {name:22s}  {before.mean():8.4f}   {after.mean():8.4f}")
+assert 0 < drop["GRU"] < 0.1 and drop["GRU, z bias +2"] < 1e-3
 
 # %% [markdown]
 # | | the paper (#8) | this toy |
 # |---|---|---|
-# | effect of recoding | "only minor improvements over the baseline" on language modelling | surprisal of the *given* target falls by construction (table above); the model already solved the task, so there is little to gain |
+# | effect of recoding | "only minor improvements over the baseline" on language modelling | one step lowers the surprisal of the *given* target, by less than 0.1 nats for the GRU at chance and by almost nothing for the one that solved the task (table above) |
 #
 # The honest reading: a step along $-\nabla_h \delta$ must lower $\delta$ for a small enough
 # $\alpha$, so a drop here is a check of the gradient, not evidence for the method. The paper's

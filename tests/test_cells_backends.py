@@ -207,3 +207,11 @@ def test_numba_tanh_is_accurate(dtype, ulps):
     exact = 0.5 * (1 + np.tanh(a.astype(np.longdouble) / 2))
     np.testing.assert_allclose(out, exact.astype(np.float64), rtol=0,
                                atol=ulps * np.finfo(dtype).eps)
+
+
+def test_numba_tanh32_coefficients_are_reproducible():
+    """The float32 rational tanh's coefficients are what the documented fit produces."""
+    P, Q = numba_cpu._fit_tanh_rational()
+    # (to a few float32 ulps: another LAPACK may round the least-squares solves differently)
+    np.testing.assert_allclose(np.array(numba_cpu._P32), P, rtol=1e-6)
+    np.testing.assert_allclose(np.array(numba_cpu._Q32), Q, rtol=1e-6)

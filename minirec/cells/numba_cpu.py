@@ -18,18 +18,18 @@ How the work is laid out. Each choice was measured (float32, B=32, T=512, D=H=25
    ``(T, B, H)`` one step at a time, while the step is still in cache.
 4. **Fused gate loops.** A step's gates are computed in one ``@njit`` loop with no temporaries.
    Its ``tanh`` and ``σ`` are plain arithmetic (:func:`_tanh32`, :func:`_tanh64`) so that LLVM
-   vectorises the loop; with libm's scalar ``tanh`` the loop was 10× slower.
+   vectorises the loop; with libm's scalar ``tanh`` the loop was 6× slower.
 5. **BPTT: per step only the recurrent gradient.** The backward loop stores every step's
    pre-activation gradients ``(G*H, T, B)``; the weight gradients and ``dx`` are three large
    GEMMs after the loop (:func:`_param_grads`) instead of 3·T small ones.
 6. **The time loop is Python, the BLAS is NumPy's.** Each step is ``np.matmul(W_hh, hT, out=…)``
    and one call of a jitted step kernel (≈1 µs of call overhead, 0.5 ms per 512 steps).
-   The alternative, the whole loop inside ``@njit`` with ``np.dot``, was measured too and lost:
-   Numba's ``np.dot`` calls SciPy's OpenBLAS, which ran these GEMMs up to 20 % slower than
-   NumPy's own OpenBLAS, and using both libraries in one forward (NumPy for the big product,
-   SciPy in the loop) made it 2× slower still, because the two libraries' idle threads spin and
-   take the two cores from each other. All products therefore go through NumPy. For the same
-   reason nothing here uses ``prange``: Numba's threads would fight BLAS's.
+   The alternative, the whole loop inside ``@njit`` with ``np.dot(…, out)``, was measured too
+   and lost by 15–20 %: Numba's ``np.dot`` calls SciPy's OpenBLAS, which ran these GEMMs slower
+   than NumPy's own OpenBLAS. Mixing the two (NumPy for the big product, SciPy in the loop) made
+   the forward 1.8× slower, because each library's idle threads spin and take the two cores
+   from the other. All products therefore go through NumPy. Nothing here uses ``prange``: a
+   ``prange`` gate loop between the BLAS calls made the forward 35× slower (threads fighting).
 
 Everything stays in the input's dtype: float32 in, float32 arithmetic and float32 out (float16
 is computed in float32 and cast back).
@@ -54,11 +54,11 @@ _JIT = dict(cache=True, error_model="numpy", fastmath={"contract"})
 
 # --------------------------------------------------------------------------------------------
 # tanh and σ as plain arithmetic, so that the loops calling them vectorise (libm's tanh is a
-# scalar call: the gate loops ran 10× slower with it).
+# scalar call: the gate loops ran 6× slower with it).
 #
 # float32: tanh(a) ≈ a·P(a²)/Q(a²) on |a| ≤ 9 (beyond, tanh rounds to ±1). P and Q have degree
-#   4; their coefficients were fitted for least relative error by Lawson's iteratively
-#   reweighted least squares (fit error 2e−8); evaluated in float32 the error is ≤ 6 ulp
+#   4; their coefficients come from :func:`_fit_tanh_rational` (least relative error, by
+#   Lawson's iteratively reweighted least squares; fit error 2e−8); in float32 the error is ≤ 6 ulp
 #   (3.1e−7 relative). It is half the work, and half the dependency chain, of an exp-based tanh.
 # float64: tanh(a) = −m / (2 + m) with m = expm1(−2|a|); expm1(y) from a Taylor polynomial of
 #   expm1(y / 64) and 6 doublings expm1(2u) = m(m + 2). Working with expm1 (not exp) keeps small
@@ -72,6 +72,29 @@ _Q32 = tuple(_F32(c) for c in (1.0, 0.4671434164047241, 0.02587699145078659,
                                0.0003285638231318444, 7.776576467222185e-07))
 _LIM32, _ONE32 = _F32(9.0), _F32(1.0)
 _C64 = tuple(1.0 / math.factorial(k) for k in range(17))
+
+
+def _fit_tanh_rational(degree=4, limit=9.0, iterations=300):
+    """Coefficients (P, Q) of tanh(a) ≈ a·P(a²)/Q(a²), Q(0) = 1, on |a| ≤ ``limit``, fitted for
+    the least largest relative error: linearised least squares P − f·Q = 0 with f = tanh(a)/a,
+    reweighted by Lawson's rule (weights ∝ weights · |error|). Reproduces ``_P32``, ``_Q32``."""
+    ends = np.sin(np.linspace(0, np.pi / 2, 4000)) ** 2         # denser near both ends
+    u = np.sort(np.concatenate([np.linspace(0, 1, 4000), ends]))
+    a = np.sqrt(u) * limit                                      # u = a² / limit² ∈ [0, 1]
+    f = np.tanh(a) / np.where(a > 0, a, 1.0)
+    f[a == 0] = 1.0
+    w, q_u = np.ones_like(u), np.ones_like(u)
+    powers = np.vander(u, degree + 1, increasing=True)
+    for _ in range(iterations):
+        A = np.concatenate([powers, -f[:, None] * powers[:, 1:]], axis=1)
+        scale = np.sqrt(w) / (f * np.abs(q_u))                  # relative error, current Q
+        coef = np.linalg.lstsq(A * scale[:, None], f * scale, rcond=None)[0]
+        p_u, q_c = coef[: degree + 1], np.concatenate([[1.0], coef[degree + 1:]])
+        q_u = powers @ q_c
+        err = np.abs((powers @ p_u) / q_u - f) / f
+        w = w * err / np.sum(w * err)
+    to_a2 = limit ** (-2.0 * np.arange(degree + 1))             # coefficients of u → of a²
+    return p_u * to_a2, q_c * to_a2
 
 
 @njit(**_JIT)

@@ -55,7 +55,9 @@ def require_float(name: str, value):
 def require_keys(name: str, mapping, keys: Sequence[str], hint: str = ""):
     """Raise if ``mapping`` is not a mapping holding every one of ``keys``."""
     if not isinstance(mapping, Mapping):
-        raise TypeError(f"{name} must be a dict of arrays keyed by {list(keys)}; got {type(mapping).__name__}")
+        raise TypeError(
+            f"{name} must be a dict of arrays keyed by {list(keys)}; got {type(mapping).__name__}"
+        )
     missing = [k for k in keys if k not in mapping]
     if missing:
         msg = f"{name} is missing {missing}; expected keys {list(keys)}, got {sorted(mapping)}"

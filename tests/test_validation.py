@@ -25,7 +25,8 @@ def test_wrong_rank_names_argument_and_expected_shape(backend):
 
 def test_mismatched_batch_is_reported_against_x():
     x, h0, params = case()
-    with pytest.raises(ValueError, match=r"h0 must have shape \(B, H\) = \(2, 5\) \(B=2 from x\); got \(3, 5\)"):
+    msg = r"h0 must have shape \(B, H\) = \(2, 5\) \(B=2 from x\); got \(3, 5\)"
+    with pytest.raises(ValueError, match=msg):
         cells.gru_forward(x, np.zeros((3, 5)), params)
 
 
@@ -108,5 +109,21 @@ def test_shapes_binds_symbols_in_order():
     s = Shapes()
     s.check("a", np.zeros((2, 6)), ("B", (3, "H")))
     assert s.sizes == {"B": 2, "H": 2}
-    with pytest.raises(ValueError, match=r"b must have shape \(B, H\) = \(2, 2\) \(H=2 from a\); got \(2, 3\)"):
+    msg = r"b must have shape \(B, H\) = \(2, 2\) \(H=2 from a\); got \(2, 3\)"
+    with pytest.raises(ValueError, match=msg):
         s.check("b", np.zeros((2, 3)), ("B", "H"))
+
+
+def test_empty_sequence_is_refused():
+    x, h0, params = case()
+    with pytest.raises(ValueError, match=r"x must have at least one time step.*got \(0, 2, 3\)"):
+        cells.gru_forward(x[:0], h0, params)
+
+
+def test_params_from_torch_without_bias_gives_zero_biases():
+    m = torch.nn.GRU(3, 4, bias=False).double()
+    p = cells.params_from_torch(m)
+    assert np.array_equal(p["bias_ih"], np.zeros(12)) and np.array_equal(p["bias_hh"], np.zeros(12))
+    x = np.random.default_rng(0).normal(size=(5, 2, 3))
+    out, _ = cells.gru_forward(x, np.zeros((2, 4)), p, backend="numpy")
+    np.testing.assert_allclose(out, m(torch.from_numpy(x))[0].detach().numpy(), atol=1e-12)

@@ -16,6 +16,8 @@ G = 1 (RNN), 4 (LSTM, gates i f g o), 3 (GRU, gates r z n).
 
 from __future__ import annotations
 
+import numpy as np
+
 from minirec._validate import Shapes, is_torch, require_float, require_keys, require_positive_int
 from minirec.cells import reference
 from minirec.cells.reference import GATES, PARAM_NAMES, init_params
@@ -32,7 +34,8 @@ BACKENDS = ("numpy", "numba", "torch")
 def params_from_torch(module_or_state_dict, layer: int = 0) -> dict:
     """The params dict of one layer of a ``torch.nn.RNN/GRU/LSTM`` (or their ``*Cell``), as NumPy.
 
-    Strips torch.nn's ``_l{layer}`` suffix: ``weight_ih_l0`` → ``weight_ih``.
+    Strips torch.nn's ``_l{layer}`` suffix: ``weight_ih_l0`` → ``weight_ih``. A module built with
+    ``bias=False`` has no biases; they are returned as zeros, which computes the same function.
     """
     sd = module_or_state_dict
     if hasattr(sd, "state_dict"):
@@ -40,9 +43,12 @@ def params_from_torch(module_or_state_dict, layer: int = 0) -> dict:
     out = {}
     for name in PARAM_NAMES:
         key = name if name in sd else f"{name}_l{layer}"
-        if key not in sd:
+        if key in sd:
+            out[name] = sd[key].detach().cpu().numpy()
+        elif name.startswith("bias") and "weight_hh" in out:
+            out[name] = np.zeros(out["weight_hh"].shape[0], out["weight_hh"].dtype)
+        else:
             raise ValueError(f"state dict has no {name!r} or {key!r}; got keys {sorted(sd)}")
-        out[name] = sd[key].detach().cpu().numpy()
     return out
 
 
@@ -52,6 +58,9 @@ def _validate(cell, x, state0, params, grad_outputs=None, grad_final=None):
     pair = cell == "lstm"
     shapes = Shapes()
     x = shapes.check("x", require_float("x", x), ("T", "B", "D"))
+    if x.shape[0] == 0:
+        raise ValueError("x must have at least one time step: shape (T, B, D) with T >= 1; "
+                         f"got {tuple(x.shape)}")
     require_keys("params", params, PARAM_NAMES,
                  hint="Use minirec.cells.params_from_torch(module) to convert a torch.nn module")
     p = {k: require_float(f"params[{k!r}]", params[k]) for k in PARAM_NAMES}

@@ -8,8 +8,12 @@ the tests hold every output and gradient here to it. Notation as there::
 How the work is laid out. Each choice was measured (float32, B=32, T=512, D=H=256, 2 cores;
 ``benchmarks/bench_gru_cpu.py``):
 
-1. **One product for the inputs.** ``W_ih x_t`` does not depend on the state, so the input terms
-   of all T steps are one large GEMM before the loop (:func:`_project`), near the machine's peak.
+1. **Few products for the inputs.** ``W_ih x_t`` does not depend on the state, so the input
+   terms are computed outside the recurrence as large GEMMs, near the machine's peak — one per
+   chunk of 16 steps (:func:`_input_terms`) rather than one for all T steps: the chunk is
+   computed just before its steps read it, while it is still in cache. One product for all 512
+   steps left each step reading 3H scattered rows of a 48 MB array; chunking made the GRU forward
+   about 20 % faster (≈101 → ≈82 ms; chunks of 8–16 steps were best, 64 and more lost it).
 2. **One small product per step.** Only ``W_hh h_{t−1}`` has to wait for the previous step.
 3. **Kernel layout: features × batch.** Inside the loop a state is kept transposed, ``hT (H, B)``,
    and the step's product is ``W_hh @ hT (G*H, B)``. OpenBLAS ran that product 1.5× faster than
@@ -154,13 +158,18 @@ def _sigmoid_typed(a):
 # Pieces every cell shares
 # --------------------------------------------------------------------------------------------
 
-def _project(x, w_ih):
-    """The input terms of all steps as one GEMM: ``W_ih @ Xᵀ``, ``x (T, B, D)`` → ``(G*H, T, B)``.
+_CHUNK = 16  # steps whose input terms are computed by one GEMM (see point 1 above)
 
-    ``[:, t, :]`` is step t in kernel layout. Biases are added later, inside the gate loops.
+
+def _input_terms(x, w_ih, t):
+    """Input terms ``W_ih x_s`` of the chunk of steps starting at ``t``, as one GEMM:
+    ``x (T, B, D)`` → ``(G*H, C, B)`` with C = min(_CHUNK, T − t).
+
+    ``[:, s − t, :]`` is step s in kernel layout. Biases are added later, inside the gate loops.
     """
-    T, B, D = x.shape
-    return (w_ih @ x.reshape(T * B, D).T).reshape(w_ih.shape[0], T, B)
+    chunk = x[t:t + _CHUNK]
+    C, B, D = chunk.shape
+    return (w_ih @ chunk.reshape(C * B, D).T).reshape(w_ih.shape[0], C, B)
 
 
 def _param_grads(x, hs, dgi, dgh, w_ih):
@@ -239,12 +248,13 @@ def _rnn_step(gi, t, gh, bias, h_new, out):
 
 def _rnn_sequence(x, h0, w_ih, w_hh, bias):
     """``x (T, B, D)``, ``h0 (B, H)`` → ``hs (T+1, B, H)`` = h_0 … h_T and ``hsT (T+1, H, B)``."""
-    gi = _project(x, w_ih)
     hs, hsT = _states(x, h0)
     gh = np.empty_like(hsT[0])
     for t in range(x.shape[0]):
+        if t % _CHUNK == 0:
+            gi = _input_terms(x, w_ih, t)                     # W_ih x_s for the next chunk
         np.matmul(w_hh, hsT[t], out=gh)                       # W_hh h_{t−1}: the per-step product
-        _rnn_step(gi, t, gh, bias, hsT[t + 1], hs[t + 1])
+        _rnn_step(gi, t % _CHUNK, gh, bias, hsT[t + 1], hs[t + 1])
     return hs, hsT
 
 
@@ -316,13 +326,14 @@ def _gru_sequence(x, h0, w_ih, w_hh, bias, b_hn, keep_gates):
     """``x (T, B, D)``, ``h0 (B, H)`` → ``hs (T+1, B, H)``, ``hsT (T+1, H, B)`` (h_0 … h_T) and,
     with ``keep_gates``, ``keep (T, 4H, B)``: r, z, n, W_hn h + b_hn of every step (for BPTT)."""
     T, B, _ = x.shape
-    gi = _project(x, w_ih)
     hs, hsT = _states(x, h0)
     keep = np.empty((T if keep_gates else 1, 4 * h0.shape[1], B), x.dtype)
     gh = np.empty((3 * h0.shape[1], B), x.dtype)
     for t in range(T):
+        if t % _CHUNK == 0:
+            gi = _input_terms(x, w_ih, t)                         # W_ih x_s for the next chunk
         np.matmul(w_hh, hsT[t], out=gh)                           # W_hh h_{t−1}: (3H, B)
-        _gru_step(gi, t, gh, bias, b_hn, hsT[t], hsT[t + 1], keep[t * keep_gates], hs[t + 1])
+        _gru_step(gi, t % _CHUNK, gh, bias, b_hn, hsT[t], hsT[t + 1], keep[t * keep_gates], hs[t + 1])
     return hs, hsT, keep
 
 
@@ -410,15 +421,16 @@ def _lstm_sequence(x, h0, c0, w_ih, w_hh, bias, keep_gates):
     """``x (T, B, D)``, ``h0``, ``c0 (B, H)`` → ``hs (T+1, B, H)``, ``csT (T+1, H, B)`` and,
     with ``keep_gates``, ``keep (T, 5H, B)``: i, f, g, o, tanh(c_t) of every step."""
     T, B, _ = x.shape
-    gi = _project(x, w_ih)
     hs, hsT = _states(x, h0)
     csT = np.empty_like(hsT)
     csT[0] = c0.T
     keep = np.empty((T if keep_gates else 1, 5 * h0.shape[1], B), x.dtype)
     gh = np.empty((4 * h0.shape[1], B), x.dtype)
     for t in range(T):
+        if t % _CHUNK == 0:
+            gi = _input_terms(x, w_ih, t)                         # W_ih x_s for the next chunk
         np.matmul(w_hh, hsT[t], out=gh)                           # W_hh h_{t−1}: (4H, B)
-        _lstm_step(gi, t, gh, bias, csT[t], hsT[t + 1], csT[t + 1], keep[t * keep_gates],
+        _lstm_step(gi, t % _CHUNK, gh, bias, csT[t], hsT[t + 1], csT[t + 1], keep[t * keep_gates],
                    hs[t + 1])
     return hs, csT, keep
 

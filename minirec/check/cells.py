@@ -152,12 +152,12 @@ def _gru_suspects():
         _gru_suspect(_TRANSPOSED_HH.format(G=3), t_hh=True),
         _gru_suspect(_TRANSPOSED_IH.format(G=3), t_ih=True),
         _gru_suspect(_TRANSPOSED_BOTH, t_ih=True, t_hh=True),
-        _gru_suspect("bias_ih is missing: every gate adds both biases, e.g. "
+        _gru_suspect("bias missing: bias_ih is missing: every gate adds both biases, e.g. "
                      "r = σ(x W_irᵀ + b_ir + h W_hrᵀ + b_hr)", b_ih=False),
-        _gru_suspect("bias_hh is missing: every gate adds both biases, e.g. "
+        _gru_suspect("bias missing: bias_hh is missing: every gate adds both biases, e.g. "
                      "r = σ(x W_irᵀ + b_ir + h W_hrᵀ + b_hr), and b_hn sits inside the reset "
                      "product r ⊙ (h W_hnᵀ + b_hn)", b_hh=False),
-        _gru_suspect("bias_ih and bias_hh are both missing: every gate adds both biases, e.g. "
+        _gru_suspect("bias missing: bias_ih and bias_hh are both missing: every gate adds both biases, e.g. "
                      "r = σ(x W_irᵀ + b_ir + h W_hrᵀ + b_hr)", b_ih=False, b_hh=False),
         _gru_suspect("reset gate applied before the matmul: you computed "
                      "n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn), the form of Cho et al. 2014; "
@@ -427,11 +427,11 @@ def _lstm_suspects():
         _lstm_suspect(_TRANSPOSED_HH.format(G=4), t_hh=True),
         _lstm_suspect(_TRANSPOSED_IH.format(G=4), t_ih=True),
         _lstm_suspect(_TRANSPOSED_BOTH, t_ih=True, t_hh=True),
-        _lstm_suspect("bias_ih is missing: every gate adds both biases, "
+        _lstm_suspect("bias missing: bias_ih is missing: every gate adds both biases, "
                       "a = x W_ihᵀ + b_ih + h W_hhᵀ + b_hh", b_ih=False),
-        _lstm_suspect("bias_hh is missing: every gate adds both biases, "
+        _lstm_suspect("bias missing: bias_hh is missing: every gate adds both biases, "
                       "a = x W_ihᵀ + b_ih + h W_hhᵀ + b_hh", b_hh=False),
-        _lstm_suspect("bias_ih and bias_hh are both missing: every gate adds both biases, "
+        _lstm_suspect("bias missing: bias_ih and bias_hh are both missing: every gate adds both biases, "
                       "a = x W_ihᵀ + b_ih + h W_hhᵀ + b_hh", b_ih=False, b_hh=False),
         _lstm_suspect("forget gate applied to the candidate instead of c: c' = f ⊙ c + i ⊙ g, "
                       "with i the first block and f the second (torch.nn.LSTM's order i, f, g, "

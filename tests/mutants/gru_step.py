@@ -61,7 +61,7 @@ def input_blocks_not_transposed(x, h, params):
     return (1 - z) * n + z * h
 
 
-@mutant(MUTANTS, "bias_ih and bias_hh are both missing", wrong={"h_new"})
+@mutant(MUTANTS, "bias missing: bias_ih and bias_hh are both missing", wrong={"h_new"})
 def no_biases(x, h, params):
     gi = x @ params["weight_ih"].T
     gh = h @ params["weight_hh"].T
@@ -72,7 +72,7 @@ def no_biases(x, h, params):
     return (1 - z) * n + z * h
 
 
-@mutant(MUTANTS, "bias_hh is missing", wrong={"h_new"})
+@mutant(MUTANTS, "bias missing: bias_hh is missing", wrong={"h_new"})
 def forgot_recurrent_bias(x, h, params):
     gi = x @ params["weight_ih"].T + params["bias_ih"]
     gh = h @ params["weight_hh"].T

@@ -53,7 +53,7 @@ def forget_gate_on_candidate(x, state, params):
     return o * np.tanh(c_new), c_new
 
 
-@mutant(MUTANTS, "bias_ih and bias_hh are both missing", wrong={"h_new", "c_new"})
+@mutant(MUTANTS, "bias missing: bias_ih and bias_hh are both missing", wrong={"h_new", "c_new"})
 def no_biases(x, state, params):
     h, c = state
     a = x @ params["weight_ih"].T + h @ params["weight_hh"].T

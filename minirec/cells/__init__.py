@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from minirec._dispatch import backend_module, pick_backend, same_kind
 from minirec._validate import Shapes, is_torch, require_float, require_keys, require_positive_int
-from minirec.cells import reference
 from minirec.cells.reference import GATES, PARAM_NAMES, init_params
 
 __all__ = [
@@ -27,9 +27,6 @@ __all__ = [
     "rnn_bptt", "lstm_bptt", "gru_bptt",
     "init_params", "params_from_torch", "PARAM_NAMES", "GATES",
 ]
-
-BACKENDS = ("numpy", "numba", "torch")
-
 
 def params_from_torch(module_or_state_dict, layer: int = 0) -> dict:
     """The params dict of one layer of a ``torch.nn.RNN/GRU/LSTM`` (or their ``*Cell``), as NumPy.
@@ -89,38 +86,9 @@ def _validate(cell, x, state0, params, grad_outputs=None, grad_final=None):
         else:
             grad_final = (shapes.check("grad_final", require_float("grad_final", grad_final),
                                        ("B", "H")),)
-    _same_kind([x, *state0, *p.values(), *([grad_outputs] if grad_outputs is not None else []),
+    same_kind([x, *state0, *p.values(), *([grad_outputs] if grad_outputs is not None else []),
                 *(grad_final or ())])
     return x, state0, p, grad_outputs, grad_final
-
-
-def _same_kind(arrays):
-    kinds = {is_torch(a) for a in arrays}
-    if len(kinds) > 1:
-        raise TypeError("mix of NumPy arrays and torch tensors: pass all inputs as one kind")
-    dtypes = {str(a.dtype) for a in arrays}
-    if len(dtypes) > 1:
-        raise TypeError(f"inputs must share one floating dtype; got {sorted(dtypes)}")
-
-
-def _pick_backend(backend, x):
-    if backend is None:
-        return "torch" if is_torch(x) else "numba"
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS} or None; got {backend!r}")
-    if is_torch(x) and backend != "torch":
-        raise TypeError(f"torch tensors need backend='torch' (or None); got backend={backend!r}")
-    return backend
-
-
-def _module(backend):
-    if backend == "numpy":
-        return reference
-    if backend == "numba":
-        from minirec.cells import numba_cpu
-        return numba_cpu
-    from minirec.cells import torch_ops
-    return torch_ops
 
 
 def _to_torch(arrays):
@@ -130,8 +98,8 @@ def _to_torch(arrays):
 
 def _forward(cell, x, h0, params, backend):
     x, state0, p, _, _ = _validate(cell, x, h0, params)
-    backend = _pick_backend(backend, x)
-    impl = getattr(_module(backend), f"{cell}_forward")
+    backend = pick_backend(backend, x)
+    impl = getattr(backend_module("cells", backend), f"{cell}_forward")
     was_numpy = not is_torch(x)
     if backend == "torch" and was_numpy:
         x, *state0 = _to_torch([x, *state0])
@@ -149,8 +117,8 @@ def _bptt(cell, x, h0, params, grad_outputs, grad_final, truncate, return_hidden
         raise ValueError("grad_outputs (T, B, H) is required")
     if truncate is not None:
         truncate = require_positive_int("truncate", truncate)
-    backend = _pick_backend(backend, x)
-    impl = getattr(_module(backend), f"{cell}_bptt")
+    backend = pick_backend(backend, x)
+    impl = getattr(backend_module("cells", backend), f"{cell}_bptt")
     was_numpy = not is_torch(x)
     if backend == "torch" and was_numpy:
         x, grad_outputs, *state0 = _to_torch([x, grad_outputs, *state0])

@@ -1,0 +1,328 @@
+"""Attention as recurrence: softmax attention, Aaren, causal linear attention, LightNet.
+
+Three implementations of the same maths, in this folder:
+
+- ``reference.py``  NumPy, the equations in the code: the specification;
+- ``numba_cpu.py``  compiled loops (``@njit(cache=True)``) for the two mechanisms whose natural
+  form is a loop with an O(1) state: streaming Aaren and recurrent linear attention;
+- ``torch_ops.py``  differentiable twins of every form, and :class:`AarenLayer` (an ``nn.Module``).
+
+Shapes, time first::
+
+    q (T, ..., d_k)   k (T, ..., d_k)   v (T, ..., d_v)   →   o (T, ..., d_v)
+
+``...`` are batch axes, any number of them and the same for q, k and v (batch, heads, ...).
+Aaren's query has no time axis: ``q (d_k,)``, or ``(..., d_k)`` broadcastable to k's batch
+axes (one query per head). ``T ≥ 1``.
+
+The public functions take NumPy arrays or torch tensors. ``backend=None`` picks Numba for NumPy
+input and Torch for tensors; ``backend="numpy"`` runs the reference. Where a form has no loop to
+compile (softmax attention, Aaren's direct and scan forms, parallel and chunked linear
+attention, LightNet) ``"numba"`` runs the reference. Results have the input's type and dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minirec._validate import Shapes, is_torch, require_float, require_positive_int
+from minirec.attention import reference
+from minirec.attention.reference import (
+    SCAN_ORDERS,
+    grid_final_states,
+    normalized_global_sum,
+    scan_order,
+)
+
+__all__ = [
+    "softmax_attention", "aaren", "linear_attention", "lightnet",
+    "grid_final_states", "normalized_global_sum", "scan_order", "SCAN_ORDERS",
+    "AarenLayer", "FEATURE_MAPS", "AAREN_METHODS", "LINEAR_ATTENTION_FORMS",
+]
+
+BACKENDS = ("numpy", "numba", "torch")
+AAREN_METHODS = ("scan", "stream", "direct", "sequential", "hillis_steele", "blelloch")
+LINEAR_ATTENTION_FORMS = ("parallel", "recurrent", "chunked")
+FEATURE_MAPS = tuple(reference.FEATURE_MAPS)
+
+
+def __getattr__(name):
+    if name == "AarenLayer":                                        # torch only when asked for
+        from minirec.attention.torch_ops import AarenLayer
+        return AarenLayer
+    raise AttributeError(f"module 'minirec.attention' has no attribute {name!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Validation and dispatch
+# --------------------------------------------------------------------------------------------
+
+class _Shapes(Shapes):
+    """Shapes that also remember how many batch axes the first sequence had."""
+
+    batch: int | None = None
+
+
+def _batch_names(n):
+    """Symbols of n batch axes: B, or B1, B2, …"""
+    return ("B",) if n == 1 else tuple(f"B{i + 1}" for i in range(n))
+
+
+def _sequence(shapes, name, value, last):
+    """Check a (T, ..., last) input: float, at least (T, last), T ≥ 1, batch axes as bound."""
+    value = require_float(name, value)
+    if value.ndim < 2:
+        raise ValueError(f"{name} must have shape (T, ..., {last}) with at least 2 dimensions; "
+                         f"got shape {tuple(value.shape)}")
+    if shapes.batch is None:
+        shapes.batch = value.ndim - 2                               # number of batch axes
+    spec = ("T", *_batch_names(shapes.batch), last)
+    shapes.check(name, value, spec)
+    if value.shape[0] == 0:
+        raise ValueError(f"{name} must have at least one time step: shape {spec} with T >= 1; "
+                         f"got {tuple(value.shape)}")
+    return value
+
+
+def _state_part(shapes, name, value, tail):
+    """Check one array of a state: shape (..., *tail) with the batch axes of the inputs."""
+    value = require_float(name, value)
+    return shapes.check(name, value, (*_batch_names(shapes.batch), *tail))
+
+
+def _state_tuple(name, state, n, what):
+    if not (isinstance(state, (tuple, list)) and len(state) == n):
+        raise TypeError(f"{name} must be {what}; got {type(state).__name__}")
+    return tuple(state)
+
+
+def _same_kind(arrays):
+    arrays = [a for a in arrays if a is not None]
+    if len({is_torch(a) for a in arrays}) > 1:
+        raise TypeError("mix of NumPy arrays and torch tensors: pass all inputs as one kind")
+    dtypes = {str(a.dtype) for a in arrays}
+    if len(dtypes) > 1:
+        raise TypeError(f"inputs must share one floating dtype; got {sorted(dtypes)}")
+
+
+def _pick_backend(backend, x):
+    if backend is None:
+        return "torch" if is_torch(x) else "numba"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS} or None; got {backend!r}")
+    if is_torch(x) and backend != "torch":
+        raise TypeError(f"torch tensors need backend='torch' (or None); got backend={backend!r}")
+    return backend
+
+
+def _module(backend):
+    if backend == "torch":
+        from minirec.attention import torch_ops
+        return torch_ops
+    if backend == "numba":
+        from minirec.attention import numba_cpu
+        return numba_cpu
+    return reference
+
+
+def _impl(backend, name):
+    """The backend's function, or the reference where Numba has no kernel for it."""
+    return getattr(_module(backend), name, None) or getattr(reference, name)
+
+
+def _tree(fn, x):
+    if isinstance(x, (tuple, list)):
+        return tuple(_tree(fn, y) for y in x)
+    return None if x is None else fn(x)
+
+
+def _call(backend, name, arrays, **kw):
+    """Run ``name`` on ``arrays`` (positional; a state goes in ``kw['state']``): NumPy input on
+    the torch backend is converted there and back."""
+    numpy_in = not is_torch(arrays[0])
+    if backend == "torch" and numpy_in:
+        import torch
+        arrays = _tree(torch.as_tensor, arrays)
+        kw = {k: _tree(torch.as_tensor, v) if k == "state" else v for k, v in kw.items()}
+    out = _impl(backend, name)(*arrays, **kw)
+    if backend == "torch" and numpy_in:
+        out = _tree(lambda t: t.detach().cpu().numpy(), out)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Public functions
+# --------------------------------------------------------------------------------------------
+
+def softmax_attention(q, k, v, *, causal=True, scale=None, backend=None):
+    """Softmax attention, causal by default: o_t = Σ_{i≤t} softmax_i(scale · q_t·k_i) v_i.
+
+    ``q (T, ..., d_k)``, ``k (S, ..., d_k)``, ``v (S, ..., d_v)`` → ``o (T, ..., d_v)``; causal
+    needs S = T. ``scale`` defaults to 1/√d_k (as ``scaled_dot_product_attention``).
+    """
+    shapes = _Shapes()
+    q = _sequence(shapes, "q", q, "d_k")
+    spec_t = "T" if causal else "S"
+    k = require_float("k", k)
+    v = require_float("v", v)
+    _same_kind([q, k, v])
+    batch = _batch_names(shapes.batch)
+    shapes.check("k", k, (spec_t, *batch, "d_k"))
+    shapes.check("v", v, (spec_t, *batch, "d_v"))
+    if k.shape[0] == 0:
+        raise ValueError("k must have at least one time step")
+    backend = _pick_backend(backend, q)
+    return _call(backend, "softmax_attention", (q, k, v), causal=causal, scale=scale)
+
+
+def _aaren_inputs(q, k, v, state):
+    shapes = _Shapes()
+    k = _sequence(shapes, "k", k, "d_k")
+    v = _sequence(shapes, "v", v, "d_v")
+    q = require_float("q", q)
+    batch = tuple(k.shape[1:-1])
+    ok = 1 <= q.ndim <= k.ndim - 1 and q.shape[-1] == k.shape[-1]
+    if ok:
+        try:
+            ok = np.broadcast_shapes(tuple(q.shape[:-1]), batch) == batch
+        except ValueError:
+            ok = False
+    if not ok:
+        raise ValueError(f"q must have shape (d_k,) or (..., d_k) broadcastable to k's batch axes: "
+                         f"(d_k,) = ({k.shape[-1]},) or (..., {k.shape[-1]}) with ... "
+                         f"broadcastable to {batch} (from k); got {tuple(q.shape)}")
+    if state is not None:
+        m, u, w = _state_tuple("state", state, 3, "the triple (m, u, w) of shapes (...), (...), "
+                                                  "(..., d_v)")
+        state = (_state_part(shapes, "state[0] (m)", m, ()),
+                 _state_part(shapes, "state[1] (u)", u, ()),
+                 _state_part(shapes, "state[2] (w)", w, ("d_v",)))
+    _same_kind([q, k, v, *(state or ())])
+    return q, k, v, state
+
+
+def aaren(q, k, v, *, method="scan", state=None, return_state=False, backend=None):
+    """Aaren (attention as a many-to-many RNN): o_t = Σ_{i≤t} softmax(s_{≤t})_i v_i, s_i = q·k_i.
+
+    ``q (d_k,)`` or ``(..., d_k)`` (one query for all steps, broadcast over k's batch axes),
+    ``k (T, ..., d_k)``, ``v (T, ..., d_v)`` → ``o (T, ..., d_v)``, or ``(o, state)`` with
+    ``return_state=True``. ``method``:
+
+    - ``"scan"`` a prefix scan of (m, u, w) triples with ⊕ = :func:`minirec.scan.reference.
+      softmax_attention` (Hillis–Steele; ``"sequential"``, ``"hillis_steele"``, ``"blelloch"``
+      pick the scan on the NumPy backend; Torch's scan is a doubling, Hillis–Steele, scan);
+    - ``"stream"`` one token at a time with an O(1) state (Numba compiles this loop);
+    - ``"direct"`` the (T, T) masked softmax, O(T²).
+
+    ``state = (m (...), u (...), w (..., d_v))``: the running max of the scores, the sum of
+    e^{s_i − m} and the e^{s_i − m}-weighted sum of values of earlier tokens (``"scan"`` and
+    ``"stream"`` only), so that a sequence run in pieces with the state carried gives the same
+    outputs as in one go.
+    """
+    if method not in AAREN_METHODS:
+        raise ValueError(f"method must be one of {AAREN_METHODS}; got {method!r}")
+    if state is not None and method == "direct":
+        raise ValueError("state needs method='scan' or 'stream'; the direct form has no state")
+    q, k, v, state = _aaren_inputs(q, k, v, state)
+    backend = _pick_backend(backend, k)
+    if backend == "torch" and method in ("sequential", "blelloch"):
+        raise ValueError(f"method={method!r} is a NumPy scan; the torch backend's scan is "
+                         "'scan' (doubling, Hillis–Steele)")
+    scores = _call(backend, "aaren_scores", (q, k))
+    if method == "direct":
+        o = _call(backend, "aaren_direct", (scores, v))
+        final = _call(backend, "aaren_final_state", (scores, v)) if return_state else None
+    elif method == "stream":
+        o, final = _call(backend, "aaren_stream", (scores, v), state=state)
+    else:
+        kw = {} if backend == "torch" else {"method": "hillis_steele" if method == "scan" else method}
+        o, final = _call(backend, "aaren_scan", (scores, v), state=state, **kw)
+    return (o, final) if return_state else o
+
+
+def _features(feature_map, q, k):
+    if callable(feature_map):
+        return feature_map(q), feature_map(k)
+    if feature_map not in FEATURE_MAPS:
+        raise ValueError(f"feature_map must be one of {FEATURE_MAPS} or a callable; "
+                         f"got {feature_map!r}")
+    module = _module("torch") if is_torch(q) else reference
+    phi = module.FEATURE_MAPS[feature_map]
+    return phi(q), phi(k)
+
+
+def linear_attention(q, k, v, *, form="parallel", feature_map="elu+1", normalize=True,
+                     chunk_size=64, state=None, return_state=False, backend=None):
+    """Causal linear attention, the RNN inside attention:
+
+        S_t = S_{t−1} + φ(k_t) v_tᵀ,  z_t = z_{t−1} + φ(k_t),  o_t = S_tᵀ φ(q_t) / z_t·φ(q_t)
+
+    (``normalize=False``: o_t = S_tᵀ φ(q_t)). ``q, k (T, ..., d_k)``, ``v (T, ..., d_v)`` →
+    ``o (T, ..., d_v)``, or ``(o, (S, z))`` with ``return_state=True``.
+
+    ``form``: ``"parallel"`` (masked (φ(Q)φ(K)ᵀ ⊙ causal) V, O(T²)), ``"recurrent"`` (the loop
+    above; Numba compiles it) or ``"chunked"`` (parallel inside chunks of ``chunk_size`` steps,
+    the state carried between them). ``feature_map``: ``"elu+1"`` (default), ``"taylor"``
+    (Based's 2nd-order Taylor map, d_f = 1 + d_k + d_k²), ``"identity"`` (use with
+    ``normalize=False``) or a callable ``(..., d_k) → (..., d_f)`` on the input's array type.
+    ``state = (S (..., d_f, d_v), z (..., d_f))`` summarises earlier tokens: a sequence run in
+    pieces with the state carried gives the outputs of one run.
+    """
+    if form not in LINEAR_ATTENTION_FORMS:
+        raise ValueError(f"form must be one of {LINEAR_ATTENTION_FORMS}; got {form!r}")
+    shapes = _Shapes()
+    q = _sequence(shapes, "q", q, "d_k")
+    k = _sequence(shapes, "k", k, "d_k")
+    v = _sequence(shapes, "v", v, "d_v")
+    _same_kind([q, k, v])
+    fq, fk = _features(feature_map, q, k)
+    _sequence(shapes, "feature_map(q)", fq, "d_f")
+    _sequence(shapes, "feature_map(k)", fk, "d_f")
+    if state is not None:
+        S, z = _state_tuple("state", state, 2, "the pair (S (..., d_f, d_v), z (..., d_f))")
+        state = (_state_part(shapes, "state[0] (S)", S, ("d_f", "d_v")),
+                 _state_part(shapes, "state[1] (z)", z, ("d_f",)))
+    _same_kind([q, fq, fk, *(state or ())])
+    backend = _pick_backend(backend, q)
+    kw = {"normalize": bool(normalize), "state": state}
+    if form == "chunked":
+        kw["chunk_size"] = require_positive_int("chunk_size", chunk_size)
+    o, final = _call(backend, f"linear_attention_{form}", (fq, fk, v), **kw)
+    return (o, final) if return_state else o
+
+
+def lightnet(q, k, v, *, decay=None, state=None, return_state=False, backend=None):
+    """LightNet's additive linear recurrence (``decay=None``), or the multiplicative one:
+
+        additive:        z_t = logaddexp(z_{t−1}, k_t),  g_t = z_{t−1} − z_t,
+                         S_t = diag(e^{g_t}) S_{t−1} + e^{k_t − z_t} v_tᵀ
+                             = Σ_{i≤t} e^{k_i} v_iᵀ / Σ_{i≤t} e^{k_i}   (per key channel)
+        multiplicative:  S_t = diag(λ_t) S_{t−1} + k_t v_tᵀ,   λ = ``decay``
+        both:            o_t = S_tᵀ q_t
+
+    ``q, k (T, ..., d_k)``, ``v (T, ..., d_v)``, ``decay (T, ..., d_k)`` → ``o (T, ..., d_v)``, or
+    with ``return_state=True`` ``(o, state)``: additive ``state = (S (..., d_k, d_v), z (..., d_k))``
+    (z = log Σ e^{k}, −∞ for an empty past), multiplicative ``state = S (..., d_k, d_v)``.
+    """
+    shapes = _Shapes()
+    q = _sequence(shapes, "q", q, "d_k")
+    k = _sequence(shapes, "k", k, "d_k")
+    v = _sequence(shapes, "v", v, "d_v")
+    if decay is not None:
+        decay = _sequence(shapes, "decay", decay, "d_k")
+    if state is not None:
+        if decay is None:
+            S, z = _state_tuple("state", state, 2,
+                                "the pair (S (..., d_k, d_v), z (..., d_k)) of the additive recurrence")
+            state = (_state_part(shapes, "state[0] (S)", S, ("d_k", "d_v")),
+                     _state_part(shapes, "state[1] (z)", z, ("d_k",)))
+        else:
+            state = (_state_part(shapes, "state (S)", state, ("d_k", "d_v")),)
+    _same_kind([q, k, v, decay, *(state or ())])
+    backend = _pick_backend(backend, q)
+    if decay is None:
+        o, final = _call(backend, "lightnet_additive", (q, k, v), state=state)
+    else:
+        o, final = _call(backend, "lightnet_multiplicative", (q, k, v, decay),
+                         state=None if state is None else state[0])
+    return (o, final) if return_state else o

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from minirec._dispatch import backend_module, pick_backend, same_kind
 from minirec._validate import Shapes, is_torch, require_float, require_positive_int
 from minirec.attention import reference
 from minirec.attention.reference import (
@@ -40,7 +41,6 @@ __all__ = [
     "AarenLayer", "FEATURE_MAPS", "AAREN_METHODS", "LINEAR_ATTENTION_FORMS",
 ]
 
-BACKENDS = ("numpy", "numba", "torch")
 AAREN_METHODS = ("scan", "stream", "direct", "sequential", "hillis_steele", "blelloch")
 LINEAR_ATTENTION_FORMS = ("parallel", "recurrent", "chunked")
 FEATURE_MAPS = tuple(reference.FEATURE_MAPS)
@@ -96,38 +96,9 @@ def _state_tuple(name, state, n, what):
     return tuple(state)
 
 
-def _same_kind(arrays):
-    arrays = [a for a in arrays if a is not None]
-    if len({is_torch(a) for a in arrays}) > 1:
-        raise TypeError("mix of NumPy arrays and torch tensors: pass all inputs as one kind")
-    dtypes = {str(a.dtype) for a in arrays}
-    if len(dtypes) > 1:
-        raise TypeError(f"inputs must share one floating dtype; got {sorted(dtypes)}")
-
-
-def _pick_backend(backend, x):
-    if backend is None:
-        return "torch" if is_torch(x) else "numba"
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS} or None; got {backend!r}")
-    if is_torch(x) and backend != "torch":
-        raise TypeError(f"torch tensors need backend='torch' (or None); got backend={backend!r}")
-    return backend
-
-
-def _module(backend):
-    if backend == "torch":
-        from minirec.attention import torch_ops
-        return torch_ops
-    if backend == "numba":
-        from minirec.attention import numba_cpu
-        return numba_cpu
-    return reference
-
-
 def _impl(backend, name):
     """The backend's function, or the reference where Numba has no kernel for it."""
-    return getattr(_module(backend), name, None) or getattr(reference, name)
+    return getattr(backend_module("attention", backend), name, None) or getattr(reference, name)
 
 
 def _tree(fn, x):
@@ -165,13 +136,13 @@ def softmax_attention(q, k, v, *, causal=True, scale=None, backend=None):
     spec_t = "T" if causal else "S"
     k = require_float("k", k)
     v = require_float("v", v)
-    _same_kind([q, k, v])
+    same_kind([q, k, v])
     batch = _batch_names(shapes.batch)
     shapes.check("k", k, (spec_t, *batch, "d_k"))
     shapes.check("v", v, (spec_t, *batch, "d_v"))
     if k.shape[0] == 0:
         raise ValueError("k must have at least one time step")
-    backend = _pick_backend(backend, q)
+    backend = pick_backend(backend, q)
     return _call(backend, "softmax_attention", (q, k, v), causal=causal, scale=scale)
 
 
@@ -197,7 +168,7 @@ def _aaren_inputs(q, k, v, state):
         state = (_state_part(shapes, "state[0] (m)", m, ()),
                  _state_part(shapes, "state[1] (u)", u, ()),
                  _state_part(shapes, "state[2] (w)", w, ("d_v",)))
-    _same_kind([q, k, v, *(state or ())])
+    same_kind([q, k, v, *(state or ())])
     return q, k, v, state
 
 
@@ -224,7 +195,7 @@ def aaren(q, k, v, *, method="scan", state=None, return_state=False, backend=Non
     if state is not None and method == "direct":
         raise ValueError("state needs method='scan' or 'stream'; the direct form has no state")
     q, k, v, state = _aaren_inputs(q, k, v, state)
-    backend = _pick_backend(backend, k)
+    backend = pick_backend(backend, k)
     if backend == "torch" and method in ("sequential", "blelloch"):
         raise ValueError(f"method={method!r} is a NumPy scan; the torch backend's scan is "
                          "'scan' (doubling, Hillis–Steele)")
@@ -246,7 +217,7 @@ def _features(feature_map, q, k):
     if feature_map not in FEATURE_MAPS:
         raise ValueError(f"feature_map must be one of {FEATURE_MAPS} or a callable; "
                          f"got {feature_map!r}")
-    module = _module("torch") if is_torch(q) else reference
+    module = backend_module("attention", "torch") if is_torch(q) else reference
     phi = module.FEATURE_MAPS[feature_map]
     return phi(q), phi(k)
 
@@ -274,7 +245,7 @@ def linear_attention(q, k, v, *, form="parallel", feature_map="elu+1", normalize
     q = _sequence(shapes, "q", q, "d_k")
     k = _sequence(shapes, "k", k, "d_k")
     v = _sequence(shapes, "v", v, "d_v")
-    _same_kind([q, k, v])
+    same_kind([q, k, v])
     fq, fk = _features(feature_map, q, k)
     _sequence(shapes, "feature_map(q)", fq, "d_f")
     _sequence(shapes, "feature_map(k)", fk, "d_f")
@@ -282,8 +253,8 @@ def linear_attention(q, k, v, *, form="parallel", feature_map="elu+1", normalize
         S, z = _state_tuple("state", state, 2, "the pair (S (..., d_f, d_v), z (..., d_f))")
         state = (_state_part(shapes, "state[0] (S)", S, ("d_f", "d_v")),
                  _state_part(shapes, "state[1] (z)", z, ("d_f",)))
-    _same_kind([q, fq, fk, *(state or ())])
-    backend = _pick_backend(backend, q)
+    same_kind([q, fq, fk, *(state or ())])
+    backend = pick_backend(backend, q)
     kw = {"normalize": bool(normalize), "state": state}
     if form == "chunked":
         kw["chunk_size"] = require_positive_int("chunk_size", chunk_size)
@@ -318,8 +289,8 @@ def lightnet(q, k, v, *, decay=None, state=None, return_state=False, backend=Non
                      _state_part(shapes, "state[1] (z)", z, ("d_k",)))
         else:
             state = (_state_part(shapes, "state (S)", state, ("d_k", "d_v")),)
-    _same_kind([q, k, v, decay, *(state or ())])
-    backend = _pick_backend(backend, q)
+    same_kind([q, k, v, decay, *(state or ())])
+    backend = pick_backend(backend, q)
     if decay is None:
         o, final = _call(backend, "lightnet_additive", (q, k, v), state=state)
     else:

@@ -179,9 +179,10 @@ def aaren(q, k, v, *, method="scan", state=None, return_state=False, backend=Non
     ``k (T, ..., d_k)``, ``v (T, ..., d_v)`` → ``o (T, ..., d_v)``, or ``(o, state)`` with
     ``return_state=True``. ``method``:
 
-    - ``"scan"`` a prefix scan of (m, u, w) triples with ⊕ = :func:`minirec.scan.reference.
-      softmax_attention` (Hillis–Steele; ``"sequential"``, ``"hillis_steele"``, ``"blelloch"``
-      pick the scan on the NumPy backend; Torch's scan is a doubling, Hillis–Steele, scan);
+    - ``"scan"`` a prefix scan of (m, u, w) triples with the combine
+      :func:`minirec.scan.reference.softmax_attention` (Hillis–Steele; ``"sequential"``,
+      ``"hillis_steele"``, ``"blelloch"`` pick the scan on the NumPy and Numba backends; Torch's
+      scan is a doubling, Hillis–Steele, scan);
     - ``"stream"`` one token at a time with an O(1) state (Numba compiles this loop);
     - ``"direct"`` the (T, T) masked softmax, O(T²).
 

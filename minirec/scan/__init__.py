@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from minirec._dispatch import pick_backend, same_kind
 from minirec._validate import is_torch, require_float
 from minirec.scan import reference
 from minirec.scan.reference import (
@@ -62,12 +63,7 @@ def _validate(a, b, h0):
     """Types, dtypes and the time-major shapes; returns a, b, h0 and the shape of h."""
     a, b = require_float("a", a), require_float("b", b)
     h0 = None if h0 is None else require_float("h0", h0)
-    arrays = [a, b] + ([] if h0 is None else [h0])
-    if len({is_torch(x) for x in arrays}) > 1:
-        raise TypeError("mix of NumPy arrays and torch tensors: pass a, b, h0 as one kind")
-    if len({str(x.dtype) for x in arrays}) > 1:
-        raise TypeError("a, b, h0 must share one floating dtype; got "
-                        + ", ".join(f"{n} {x.dtype}" for n, x in zip(("a", "b", "h0"), arrays)))
+    same_kind([a, b, h0])
     for name, x in (("a", a), ("b", b)):
         if x.ndim == 0:
             raise ValueError(f"{name} must have shape (T, ...) with time first; got a scalar "
@@ -96,16 +92,6 @@ def _validate(a, b, h0):
     return a, b, h0, (T, *state)
 
 
-def _pick_backend(backend, x):
-    if backend is None:
-        return "torch" if is_torch(x) else "numba"
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS} or None; got {backend!r}")
-    if is_torch(x) and backend != "torch":
-        raise TypeError(f"torch tensors need backend='torch' (or None); got backend={backend!r}")
-    return backend
-
-
 def linear_recurrence(a, b, h0=None, *, backend=None):
     """h_t = a_t h_{t−1} + b_t for t = 0 … T−1, with h_{−1} = h0 (zero when None).
 
@@ -116,7 +102,7 @@ def linear_recurrence(a, b, h0=None, *, backend=None):
     respect to a, b and h0 (the backward is the reverse-time recurrence).
     """
     a, b, h0, shape = _validate(a, b, h0)
-    backend = _pick_backend(backend, a)
+    backend = pick_backend(backend, a, BACKENDS)
     if backend == "numpy":
         return reference.linear_recurrence(a, b, h0)
     if backend == "numba":

@@ -32,3 +32,85 @@ def test_bench_gru_cpu_quick(tmp_path):
     assert [r["method"] for r in data["rows"]] == METHODS
     assert all(r["best_ms"] > 0 and r["ratio_to_torch_nn"] > 0 for r in data["rows"])
     assert {"cpu", "logical_cpus", "torch_threads"} <= set(data["machine"])
+
+
+# --------------------------------------------------------------------------------------------
+# Scan and attention benchmarks: each runs with --quick, exits 0 and prints one table row per
+# method (no timing assertions).
+# --------------------------------------------------------------------------------------------
+
+def run_quick(script, tmp_path):
+    """Run ``benchmarks/<script> --quick --json`` in a subprocess; return (stdout lines, JSON)."""
+    out = tmp_path / f"{script}.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout.splitlines(), json.loads(out.read_text())
+
+
+def rows_of(lines, first, method):
+    """Table lines whose first field is ``first`` and which name ``method``."""
+    return [line for line in lines if line.split() and line.split()[0] == first
+            and f" {method} " in f"{line} "]
+
+
+LINEAR_RECURRENCE_FIXED = [
+    "numpy copyto (1 thread)", "numpy reference", "numba sequential",
+    "numba parallel over channels", "numba chunked over time", "torch autograd Function",
+    "torch doubling (parallel form)", "torch python loop", "scipy lfilter axis=0, (T, D)",
+    "scipy lfilter axis=-1, (D, T) copy",
+]
+
+
+def test_bench_linear_recurrence_cpu_quick(tmp_path):
+    lines, data = run_quick("bench_linear_recurrence_cpu.py", tmp_path)
+    assert any(line.startswith("machine:") for line in lines), "\n".join(lines)
+    methods = list(dict.fromkeys(r["method"] for r in data["rows"]))
+    assert set(LINEAR_RECURRENCE_FIXED) <= set(methods), methods
+    assert any(m.startswith("numba prange triad") for m in methods)
+    for size in data["sizes"]:
+        first = f"{size['T']}×{size['D']}"
+        for method in methods:
+            assert len(rows_of(lines, first, method)) == 1, f"{first} {method!r}:\n" + "\n".join(lines)
+    assert all(r["best_ms"] > 0 and r["gb_per_s"] > 0 for r in data["rows"])
+    assert [g["met"] for g in data["goals"]] == [None] * len(data["goals"])   # quick: not judged
+    assert any("Goals" in line for line in lines)
+
+
+def test_bench_scan_gpu_quick(tmp_path):
+    import torch
+
+    lines, data = run_quick("bench_scan_gpu.py", tmp_path)
+    if not torch.cuda.is_available():
+        assert "no GPU: nothing to measure" in "\n".join(lines)
+        assert data["rows"] == []
+        return
+    methods = {"torch autograd Function", "torch doubling", "torch python loop"}
+    if data["numba_cuda"]:
+        methods.add("numba cuda scan")
+    assert {r["method"] for r in data["rows"]} == methods
+    for T in data["sizes"]["T"]:
+        for D in data["sizes"]["D"]:
+            for method in methods:
+                hits = [line for line in rows_of(lines, str(T), method) if line.split()[1] == str(D)]
+                assert len(hits) == 1, f"T={T} D={D} {method!r}:\n" + "\n".join(lines)
+
+
+AAREN_METHODS = [
+    "numpy scan (Hillis-Steele)", "numpy stream (Python loop)", "numba stream (compiled loop)",
+    "torch scan (doubling)", "torch stream (Python loop)", "numpy direct (T×T)",
+    "torch direct (T×T)", "torch SDPA is_causal",
+]
+
+
+def test_bench_aaren_cpu_quick(tmp_path):
+    lines, data = run_quick("bench_aaren_cpu.py", tmp_path)
+    assert any(line.startswith("machine:") for line in lines), "\n".join(lines)
+    for T in data["size"]["T"]:
+        assert [r["method"] for r in data["rows"] if r["T"] == T] == AAREN_METHODS
+        for method in AAREN_METHODS:
+            assert len(rows_of(lines, str(T), method)) == 1, f"T={T} {method!r}:\n" + "\n".join(lines)
+    assert all(r["best_ms"] > 0 and r["ratio_to_sdpa"] > 0 for r in data["rows"])
+    assert len(data["summary"]) == len(data["size"]["T"])

@@ -1,0 +1,417 @@
+"""Linear recurrence h_t = a_t h_{t−1} + b_t on the CPU: every backend of minirec.scan against
+the machine's copy bandwidth and the peers a user would reach for, in one run.
+
+    python benchmarks/bench_linear_recurrence_cpu.py                 # T=4096×D=1024, T=65536×D=64
+    python benchmarks/bench_linear_recurrence_cpu.py --quick         # tiny sizes, seconds (smoke test)
+    python benchmarks/bench_linear_recurrence_cpu.py --json out.json # also write the rows as JSON
+
+float32, time first: ``a, b, h`` are ``(T, D)`` C-contiguous arrays, ``a`` uniform in
+[0.5, 0.999) (a gate), ``b`` standard normal, ``h_{−1} = 0``. Rows, per size:
+
+- limits: NumPy ``copyto`` (one thread) and a Numba ``prange`` triad ``c = a + s·b`` (all Numba
+  threads, 2 here) on arrays of the same T×D float32 as the recurrence, measured in this run;
+- minirec: the NumPy reference (``backend="numpy"``), every Numba kernel (sequential, parallel
+  over channels, chunked over time), the public ``minirec.scan.linear_recurrence`` (Numba,
+  ``method="auto"``), every Torch path of ``minirec.scan.torch_ops`` (the autograd Function —
+  what ``linear_recurrence`` runs for tensors —, the doubling (parallel) form, and minirec's own
+  loop), forward only, inputs without ``requires_grad``;
+- peers: a Torch Python loop over t (what one writes without minirec), and
+  ``scipy.signal.lfilter`` — which only takes a CONSTANT a: it runs on a = 0.9 for every t, a
+  different input, once on the time-major array (``axis=0``) and once on a channel-major copy
+  (``axis=-1``, the copy not timed).
+
+Effective bandwidth = bytes of a and b read plus h written (3·T·D·4) / best time; lfilter reads
+no a, so its bytes are 2·T·D·4. "% limit" is against the higher of the two measured limits at
+the same size. Each output is checked against the reference before anything is timed. Timing as
+in ``bench_gru_cpu.py``: a warm-up, then rounds (every method in turn, a short pause between
+methods), best and median reported; in a round a fast method runs as often as fits in 0.3 s
+(≤ 100 times), so that the limits and the kernels alike get many chances at a quiet moment of a
+shared machine. One run on a shared machine: ±15 % is noise, more while other jobs run.
+
+Goals (judged at the full sizes only): the best Numba kernel reaches ≥ 60 % of the copy
+bandwidth (the higher of the two limit rows) at both sizes; the Torch CPU path (the autograd
+Function) is ≥ 10× faster than the Torch Python loop at T=4096.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import importlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+import scipy
+import scipy.signal
+import torch
+from numba import get_num_threads, njit, prange
+
+import minirec.scan as scan
+from minirec.scan import reference
+
+FULL = [(4096, 1024), (65536, 64)]
+QUICK = [(64, 32), (512, 4)]
+CONST_A = 0.9
+BW_GOAL = 0.60                       # best Numba kernel / copy limit, at the full sizes
+TORCH_GOAL = 10.0                    # Torch Python loop time / Torch path time, at T=4096
+ITEM = np.dtype(np.float32).itemsize
+
+
+# --------------------------------------------------------------------------------------------
+# The machine
+# --------------------------------------------------------------------------------------------
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    import numba
+    return {
+        "cpu": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "numba_threads": get_num_threads(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "torch": torch.__version__,
+        "scipy": scipy.__version__,
+    }
+
+
+@njit(parallel=True, cache=True)
+def _triad(a, b, c, s):
+    """c = a + s·b over all Numba threads: the 2-thread streaming limit (reads a, b; writes c)."""
+    for i in prange(c.shape[0]):
+        c[i] = a[i] + s * b[i]
+
+
+# --------------------------------------------------------------------------------------------
+# minirec's backends, as this checkout has them
+# --------------------------------------------------------------------------------------------
+
+def _optional(name):
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def numba_methods():
+    """label → method name of ``minirec.scan.numba_cpu.linear_recurrence``."""
+    mod = _optional("minirec.scan.numba_cpu")
+    if mod is None:
+        return mod, {}
+    labels = {"sequential": "numba sequential", "channels": "numba parallel over channels",
+              "chunked": "numba chunked over time"}
+    names = [m for m in getattr(mod, "METHODS", tuple(labels)) if m != "auto"]
+    return mod, {labels.get(m, f"numba {m}"): m for m in names}
+
+
+def torch_methods():
+    """label → callable(a, b) for each Torch path of ``minirec.scan.torch_ops``."""
+    mod = _optional("minirec.scan.torch_ops")
+    if mod is None:
+        return {}
+    labels = {"linear_recurrence": "torch autograd Function",
+              "linear_recurrence_doubling": "torch doubling (parallel form)",
+              "linear_recurrence_loop": "torch loop (minirec's)"}
+    return {label: getattr(mod, name) for name, label in labels.items() if hasattr(mod, name)}
+
+
+def torch_loop(a, b):
+    """The Torch Python loop a user writes without minirec: one step per t."""
+    h = torch.empty_like(b)
+    prev = torch.zeros_like(b[0])
+    for t in range(b.shape[0]):
+        h[t] = a[t] * prev + b[t]
+        prev = h[t]
+    return h
+
+
+# --------------------------------------------------------------------------------------------
+# Methods, checks, timing
+# --------------------------------------------------------------------------------------------
+
+def large_limits(mib, repeat=5):
+    """copyto and the triad on arrays of ``mib`` MiB each (3·mib in all): past the last-level
+    cache at the default 256 MiB, for reference only (the goals use the same-size limits)."""
+    n = mib * 2**20 // ITEM
+    x, y, z = np.ones(n, np.float32), np.ones(n, np.float32), np.empty(n, np.float32)
+    s = np.float32(2.0)
+    out = {}
+    for name, fn, nbytes in (("numpy copyto (1 thread)", lambda: np.copyto(z, x), 2 * n * ITEM),
+                             (f"numba prange triad ({get_num_threads()} threads)",
+                              lambda: _triad(x, y, z, s), 3 * n * ITEM)):
+        fn()
+        best = float("inf")
+        for _ in range(repeat):
+            time.sleep(0.05)
+            t0 = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t0)
+        out[name] = nbytes / best / 1e9
+    return out
+
+
+def setup(T, D, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(0.5, 0.999, (T, D)).astype(np.float32)
+    b = rng.standard_normal((T, D)).astype(np.float32)
+    ac = np.full((T, D), CONST_A, np.float32)
+    return {"a": a, "b": b, "ac": ac, "bT": np.ascontiguousarray(b.T),
+            "at": torch.from_numpy(a), "bt": torch.from_numpy(b),
+            "x": np.empty_like(b), "y": np.empty_like(b), "z": np.empty_like(b)}
+
+
+def methods(d):
+    """label → (kind, callable, bytes moved, input) — kind: limit | minirec | peer;
+    input: "varying" (a_t random) or "constant" (a = 0.9)."""
+    n = d["b"].size * ITEM
+    a, b, at, bt = d["a"], d["b"], d["at"], d["bt"]
+    num = np.array([1.0], np.float32)
+    den = np.array([1.0, -CONST_A], np.float32)
+    s = np.float32(2.0)
+    ms = {
+        "numpy copyto (1 thread)": ("limit", lambda: np.copyto(d["x"], b), 2 * n, "-"),
+        f"numba prange triad ({get_num_threads()} threads)":
+            ("limit", lambda: _triad(d["x"].reshape(-1), d["y"].reshape(-1), d["z"].reshape(-1), s),
+             3 * n, "-"),
+        "numpy reference": ("minirec", lambda: reference.linear_recurrence(a, b), 3 * n, "varying"),
+    }
+    nb, names = numba_methods()
+    for label, m in names.items():
+        ms[label] = ("minirec", lambda m=m: nb.linear_recurrence(a, b, method=m), 3 * n, "varying")
+    if hasattr(scan, "linear_recurrence") and nb is not None:
+        auto = nb.choose_method(*b.shape) if hasattr(nb, "choose_method") else "?"
+        ms[f"scan.linear_recurrence (auto: {auto})"] = (
+            "minirec", lambda: scan.linear_recurrence(a, b), 3 * n, "varying")
+
+    def no_grad(fn):
+        def run():
+            with torch.no_grad():
+                return fn(at, bt)
+        return run
+
+    for label, fn in torch_methods().items():
+        ms[label] = ("minirec", no_grad(fn), 3 * n, "varying")
+    ms["torch python loop"] = ("peer", no_grad(torch_loop), 3 * n, "varying")
+    ms["scipy lfilter axis=0, (T, D)"] = (
+        "peer", lambda: scipy.signal.lfilter(num, den, b, axis=0), 2 * n, "constant")
+    ms["scipy lfilter axis=-1, (D, T) copy"] = (
+        "peer", lambda: scipy.signal.lfilter(num, den, d["bT"], axis=-1), 2 * n, "constant")
+    return ms
+
+
+def check(d, ms, tol=1e-4):
+    """Every method's h against the NumPy reference (constant-a peers against the reference on
+    constant a) before timing: max |error| / max |h|."""
+    ref = reference.linear_recurrence(d["a"].astype(np.float64), d["b"].astype(np.float64))
+    ref_c = reference.linear_recurrence(d["ac"].astype(np.float64), d["b"].astype(np.float64))
+    errors = {}
+    for label, (kind, fn, _, inp) in ms.items():
+        if kind == "limit":
+            continue
+        out = fn()
+        out = out.numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
+        if "(D, T)" in label:
+            out = out.T
+        want = ref_c if inp == "constant" else ref
+        if out.shape != want.shape or out.dtype != np.float32:
+            raise SystemExit(f"{label}: got {out.dtype} {out.shape}, want float32 {want.shape}")
+        err = float(np.abs(out - want).max() / np.abs(want).max())
+        if not err <= tol:
+            raise SystemExit(f"{label} differs from the float64 reference by {err:.2e} (relative)")
+        errors[label] = err
+    return errors
+
+
+def time_all(ms, rounds, repeat, budget_s, pause_s):
+    """``rounds`` rounds after one warm-up call each; in a round every method runs at least
+    ``repeat`` times (once if a run takes longer than ``budget_s``), and fast methods keep
+    running until ``budget_s`` is spent (at most 100 runs): on a shared machine the best of many
+    short runs is what finds the quiet moments, for the limits and the kernels alike.
+    Returns label → list of seconds."""
+    times = {name: [] for name in ms}
+    for _, fn, _, _ in ms.values():
+        fn()
+    for _ in range(rounds):
+        for name, (_, fn, _, _) in ms.items():
+            time.sleep(pause_s)
+            spent, n = 0.0, 0
+            while n < 100 and (n < repeat or spent < budget_s):
+                t0 = time.perf_counter()
+                fn()
+                dt = time.perf_counter() - t0
+                times[name].append(dt)
+                spent, n = spent + dt, n + 1
+                if dt > budget_s:
+                    break
+    return times
+
+
+def rows_for(T, D, ms, times, errors):
+    best = {name: min(ts) for name, ts in times.items()}
+    limit = max(ms[name][2] / best[name] for name in ms if ms[name][0] == "limit")
+    loop = best["torch python loop"]
+    rows = []
+    for name, (kind, _, nbytes, inp) in ms.items():
+        gbs = nbytes / best[name] / 1e9
+        rows.append({
+            "T": T, "D": D, "kind": kind, "method": name, "a": inp,
+            "best_ms": 1e3 * best[name],
+            "median_ms": 1e3 * statistics.median(times[name]),
+            "runs": len(times[name]),
+            "bytes": nbytes,
+            "gb_per_s": gbs,
+            "fraction_of_limit": gbs / (limit / 1e9),
+            "speedup_vs_torch_loop": None if kind == "limit" else loop / best[name],
+            "max_rel_error": errors.get(name),
+        })
+    return rows, limit / 1e9
+
+
+def table(rows) -> str:
+    head = (f"{'T×D':>10} {'method':42} {'a':8} {'best ms':>9} {'median ms':>9} {'runs':>4} "
+            f"{'GB/s':>6} {'% limit':>7} {'× loop':>7}")
+    lines = [head, "-" * len(head)]
+    last = None
+    for r in rows:
+        size = f"{r['T']}×{r['D']}"
+        if last is not None and size != last:
+            lines.append("")
+        last = size
+        lines.append(f"{size:>10} {r['method']:42} {r['a']:8} {r['best_ms']:9.3f} "
+                     f"{r['median_ms']:9.3f} {r['runs']:4d} {r['gb_per_s']:6.1f} "
+                     f"{100 * r['fraction_of_limit']:6.0f}% "
+                     + (f"{r['speedup_vs_torch_loop']:7.1f}" if r["speedup_vs_torch_loop"] else
+                        f"{'':>7}"))
+    return "\n".join(lines)
+
+
+def goals(rows, limits, full):
+    """The two goals, judged on this run's rows (only at the full sizes)."""
+    out = []
+    for (T, D), limit in limits.items():
+        numba = [r for r in rows if (r["T"], r["D"]) == (T, D) and r["method"].startswith("numba ")
+                 and r["kind"] == "minirec"]
+        if not numba:
+            out.append({"goal": f"best Numba kernel ≥ {BW_GOAL:.0%} of copy bandwidth at {T}×{D}",
+                        "met": None, "detail": "no Numba kernel in this checkout"})
+            continue
+        best = max(numba, key=lambda r: r["gb_per_s"])
+        frac = best["gb_per_s"] / limit
+        lims = ", ".join(f"{r['gb_per_s']:.1f} GB/s {r['method']}" for r in rows
+                         if (r["T"], r["D"]) == (T, D) and r["kind"] == "limit")
+        out.append({
+            "goal": f"best Numba kernel ≥ {BW_GOAL:.0%} of copy bandwidth at {T}×{D}",
+            "met": (frac >= BW_GOAL) if full else None,
+            "fraction": frac,
+            "detail": f"{best['method']}: {best['gb_per_s']:.1f} GB/s = {frac:.0%} of the best "
+                      f"limit ({lims}); the goal needs {BW_GOAL * limit:.1f} GB/s",
+        })
+    for T, D in limits:
+        if T != 4096 and full:
+            continue
+        torch_rows = [r for r in rows if (r["T"], r["D"]) == (T, D) and r["kind"] == "minirec"
+                      and r["method"].startswith("torch ")]
+        if not torch_rows:
+            out.append({"goal": f"Torch CPU path ≥ {TORCH_GOAL:.0f}× the Torch Python loop at "
+                                f"T={T}", "met": None, "detail": "no Torch path in this checkout"})
+            break
+        path = [r for r in torch_rows if r["method"] == "torch autograd Function"]
+        best = (path or sorted(torch_rows, key=lambda r: -r["speedup_vs_torch_loop"]))[0]
+        loop = next(r for r in rows if (r["T"], r["D"]) == (T, D)
+                    and r["method"] == "torch python loop")
+        detail = (", ".join(f"{r['method']} {r['speedup_vs_torch_loop']:.2f}×" for r in torch_rows)
+                  + f"; the goal needs {best['method']} ≤ {loop['best_ms'] / TORCH_GOAL:.2f} ms, "
+                  f"it took {best['best_ms']:.2f} ms")
+        out.append({
+            "goal": f"Torch CPU path ≥ {TORCH_GOAL:.0f}× the Torch Python loop at T={T}",
+            "met": (best["speedup_vs_torch_loop"] >= TORCH_GOAL) if full else None,
+            "speedup": best["speedup_vs_torch_loop"],
+            "detail": detail,
+        })
+        break
+    return out
+
+
+def goal_lines(gs) -> str:
+    word = {True: "MET", False: "MISSED", None: "not judged"}
+    return "\n".join(f"  [{word[g['met']]:>10}] {g['goal']}: {g['detail']}" for g in gs)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (64×32 and 512×4)")
+    ap.add_argument("--json", metavar="PATH", help="also write the header, rows and goals as JSON")
+    ap.add_argument("--rounds", type=int, default=None, help="timing rounds (default 3, quick 1)")
+    ap.add_argument("--repeat", type=int, default=3, help="least runs per method per round")
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(2)
+    sizes = QUICK if args.quick else FULL
+    rounds = args.rounds or (1 if args.quick else 3)
+    budget_s = 0.01 if args.quick else 0.3
+    rows, limits = [], {}
+    for T, D in sizes:
+        d = setup(T, D)
+        ms = methods(d)
+        errors = check(d, ms)
+        times = time_all(ms, rounds, args.repeat, budget_s=budget_s,
+                         pause_s=0.0 if args.quick else 0.2)
+        size_rows, limits[(T, D)] = rows_for(T, D, ms, times, errors)
+        rows += size_rows
+    gs = goals(rows, limits, full=not args.quick)
+    big_mib = 4 if args.quick else 256
+    big = large_limits(big_mib)
+
+    info = machine()
+    now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    sizes_txt = ", ".join(f"T={T}×D={D}" for T, D in sizes)
+    header = [
+        f"Linear recurrence h_t = a_t h_(t-1) + b_t on the CPU — {now}",
+        f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, "
+        f"torch threads {info['torch_threads']}, numba threads {info['numba_threads']}",
+        f"python {info['python']}, numpy {info['numpy']}, numba {info['numba']}, "
+        f"torch {info['torch']}, scipy {info['scipy']}",
+        f"sizes: {sizes_txt}, float32, time-major (T, D); best of {rounds} round(s) of ≥ "
+        f"{args.repeat} runs (fast methods: as many as fit in {budget_s} s, ≤ 100) after a "
+        "warm-up",
+        "a: 'varying' = a_t uniform in [0.5, 0.999); 'constant' = a = 0.9 for every t (lfilter "
+        "takes only a constant a: a different, easier input)",
+        "GB/s = (a, b read + h written) / best time (lfilter: b read + h written); % limit = of "
+        "the best limit row at that size; × loop = torch python loop time / this time",
+        f"limit rows use arrays of the benchmark's size (T·D·4 bytes each); for reference, at "
+        f"{big_mib} MiB per array: "
+        + ", ".join(f"{k} {v:.1f} GB/s" for k, v in big.items()),
+        "",
+    ]
+    print("\n".join(header) + table(rows))
+    print("\nGoals" + (" (quick sizes: not judged)" if args.quick else "") + ":")
+    print(goal_lines(gs))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"benchmark": "linear_recurrence_cpu", "date": now, "machine": info,
+                       "sizes": [{"T": T, "D": D} for T, D in sizes], "dtype": "float32",
+                       "limits_gb_per_s": {f"{T}x{D}": v for (T, D), v in limits.items()},
+                       "large_array_limits_gb_per_s": {"mib_per_array": big_mib, **big},
+                       "rows": rows, "goals": gs}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -21,8 +21,9 @@ STEPS = [1, 2, 7, 63, 1000]
 TOL = {np.float64: 1e-10, np.float32: 1e-5}
 DECAYS = ["near0", "near1", "signed"]
 # (a's shape, b's shape, h0's shape) after T: plain, a broadcast over a batch axis, a scalar
-# decay per step, h0 broadcast
-SHAPES = [((5,), (5,), (5,)), ((1, 3), (2, 3), (3,)), ((), (3, 7), None), ((6,), (6,), (1,))]
+# decay per step, h0 broadcast, one channel
+SHAPES = [((5,), (5,), (5,)), ((1, 3), (2, 3), (3,)), ((), (3, 7), None), ((6,), (6,), (1,)),
+          ((), (), ())]
 
 
 def make_case(T, shapes, decay, dtype, seed=0):
@@ -59,7 +60,7 @@ DTYPES = pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", 
 
 @DTYPES
 @pytest.mark.parametrize("decay", DECAYS)
-@pytest.mark.parametrize("shapes", SHAPES, ids=lambda s: "x".join(map(str, s[1])))
+@pytest.mark.parametrize("shapes", SHAPES, ids=lambda s: "x".join(map(str, s[1])) or "1")
 @pytest.mark.parametrize("backend", ["numba", "torch", "numpy"])
 def test_public_function_matches_reference(backend, shapes, decay, dtype):
     for T in STEPS:
@@ -74,7 +75,7 @@ def test_public_function_matches_reference(backend, shapes, decay, dtype):
                                           ("chunked", 3), ("chunked", 16), ("chunked", None)])
 def test_every_numba_kernel_matches_reference(method, chunk, decay, dtype):
     for T in STEPS:
-        for shapes in SHAPES[:2]:
+        for shapes in SHAPES:
             a, b, h0 = make_case(T, shapes, decay, dtype, seed=T + 1)
             got = numba_cpu.linear_recurrence(a, b, h0, method=method, chunk=chunk)
             assert_close(f"{method} chunk={chunk} T={T}", got, reference_h(a, b, h0), dtype)
@@ -129,7 +130,8 @@ def test_float16_keeps_its_dtype():
 # --------------------------------------------------------------------------------------------
 
 TORCH_FNS = {
-    "function": torch_ops.linear_recurrence,
+    "function": torch_ops.linear_recurrence,                     # the loop scan, on a CPU
+    "function_chunked": lambda a, b, h0: torch_ops.linear_recurrence(a, b, h0, method="chunked"),
     "doubling": torch_ops.linear_recurrence_doubling,
     "loop": torch_ops.linear_recurrence_loop,
 }
@@ -147,8 +149,8 @@ def torch_grads(fn, a, b, h0, g):
 
 @DTYPES
 @pytest.mark.parametrize("decay", DECAYS)
-@pytest.mark.parametrize("shapes", SHAPES, ids=lambda s: "x".join(map(str, s[1])))
-@pytest.mark.parametrize("fn", ["function", "doubling"])
+@pytest.mark.parametrize("shapes", SHAPES, ids=lambda s: "x".join(map(str, s[1])) or "1")
+@pytest.mark.parametrize("fn", ["function", "function_chunked", "doubling"])
 def test_torch_gradients_match_reference_backward_and_autograd_loop(fn, shapes, decay, dtype):
     for T in STEPS:
         a, b, h0 = make_case(T, shapes, decay, dtype, seed=T + 2)
@@ -175,9 +177,13 @@ def test_torch_function_backward_is_the_reverse_recurrence_not_a_graph():
     """The Function saves a, h, h0 only: its graph is one node, whatever T."""
     a = torch.rand(100, 3, dtype=torch.float64, requires_grad=True)
     b = torch.randn(100, 3, dtype=torch.float64, requires_grad=True)
-    h = torch_ops.linear_recurrence(a, b)
-    assert type(h.grad_fn).__name__ == "LinearRecurrenceBackward"
-    assert torch.autograd.gradcheck(torch_ops.linear_recurrence, (a[:9], b[:9]))
+    for method in ["loop", "chunked"]:
+        h = torch_ops.linear_recurrence(a, b, method=method)
+        assert type(h.grad_fn).__name__ == "LinearRecurrenceBackward"
+        f = lambda a, b: torch_ops.linear_recurrence(a, b, method=method)  # noqa: B023
+        assert torch.autograd.gradcheck(f, (a[:9], b[:9]))
+    with pytest.raises(ValueError, match="method must be one of"):
+        torch_ops.linear_recurrence(a, b, method="fast")
 
 
 def test_torch_gradcheck_with_h0_and_broadcasting():

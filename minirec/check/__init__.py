@@ -15,6 +15,10 @@ Exercise checks::
     check_rnn_bptt(rnn_bptt)                    rnn_bptt(x, h0, params, grad_outputs) -> dict
     check_lstm_step(lstm_step)                  lstm_step(x, (h, c), params) -> (h_new, c_new)
     check_recoding_step(recoding_step)          recoding_step(h, W_out, b_out, target, alpha)
+    check_blelloch_down_sweep(fn)               fn(combine, levels, identity) -> y (T, ...)
+    check_affine_combine(affine_combine)        affine_combine((a1, b1), (a2, b2)) -> (a, b)
+    check_linear_recurrence_backward(fn)        fn(a, h, h0, grad_h) -> {"a", "b", "h0"}
+    check_chunk_fixup(chunk_fixup)              chunk_fixup(local_a, local_b, C) -> (a, b)
 
 Tools for your own comparisons: ``compare(expected, actual)`` returns a table of named tensors,
 ``cmp(expected, actual)`` prints it and returns True when all match.
@@ -44,11 +48,19 @@ from minirec.check.cells import (
     check_recoding_step,
     check_rnn_bptt,
 )
+from minirec.check.scan import (
+    check_affine_combine,
+    check_blelloch_down_sweep,
+    check_chunk_fixup,
+    check_linear_recurrence_backward,
+)
 
 __all__ = [
     "CheckFailed", "NotAttempted",
     "check_gru_step", "check_gru_step_backward", "check_rnn_bptt", "check_lstm_step",
     "check_recoding_step",
+    "check_blelloch_down_sweep", "check_affine_combine", "check_linear_recurrence_backward",
+    "check_chunk_fixup",
     "compare", "cmp", "Comparison", "Row", "bad_mask", "first_bad_index", "RTOL", "ATOL",
     "Case", "Suspect", "Exercise", "run_check", "diagnose",
 ]

@@ -116,9 +116,10 @@ def linear_recurrence(a, b, h0=None, *, backend=None):
     from minirec.scan import torch_ops
     if is_torch(a):
         return torch_ops.linear_recurrence(a, b, h0)
-    args = [torch.from_numpy(np.ascontiguousarray(x)) for x in (a, b)]
-    h0_t = None if h0 is None else torch.from_numpy(np.ascontiguousarray(h0))
-    return torch_ops.linear_recurrence(*args, h0_t).numpy()
+    # (np.ascontiguousarray would turn a 0-d h0 into shape (1,))
+    a, b, h0 = (None if x is None else torch.from_numpy(x if x.flags.c_contiguous else x.copy())
+                for x in (a, b, h0))
+    return torch_ops.linear_recurrence(a, b, h0).numpy()
 
 
 def associative_scan(combine, elems, *, method="sequential"):

@@ -24,11 +24,26 @@ def _step_row(a_t, b_t, h_prev, h_t):
 
 
 @njit(**_JIT)
-def _sequential(a, b, h0, h):
-    """h[t, n] = a[t, n] h[t−1, n] + b[t, n]; rows are contiguous, the inner loop vectorises."""
-    _step_row(a[0], b[0], h0, h[0])
+def _scan_chunk(a, b, start, h):
+    """h over the rows of a chunk from the state ``start`` before it: h_t = a_t h_{t−1} + b_t.
+    ``a, b, h (C, N)``, ``start (N,)``. One channel (N = 1) runs time-inner with the state in a
+    register: a step per FMA latency instead of a row loop of length 1."""
+    if h.shape[1] == 1:
+        x = start[0]
+        for t in range(h.shape[0]):
+            x = a[t, 0] * x + b[t, 0]
+            h[t, 0] = x
+        return
+    _step_row(a[0], b[0], start, h[0])
     for t in range(1, h.shape[0]):
         _step_row(a[t], b[t], h[t - 1], h[t])
+
+
+@njit(**_JIT)
+def _sequential(a, b, h0, h):
+    """One thread: h[t, n] = a[t, n] h[t−1, n] + b[t, n], row after row (rows are contiguous,
+    the inner loop vectorises)."""
+    _scan_chunk(a, b, h0, h)
 
 
 @njit(parallel=True, **_JIT)
@@ -53,19 +68,21 @@ def _compose_row(a_t, b_t, A, B, tiny):
 
 @njit(**_JIT)
 def _reduce_chunk(a, b, A, B, tiny):
-    """The composed map of the steps of a chunk: A = Π a, B = h_last with h_{−1} = 0."""
+    """The composed map of the steps of a chunk: A = Π a, B = h_last with h_{−1} = 0.
+    ``a, b (C, N)``, ``A, B (N,)``."""
+    if A.shape[0] == 1:                         # one channel: time-inner, state in registers
+        x, y = a[0, 0], b[0, 0]
+        for t in range(1, a.shape[0]):
+            p = a[t, 0] * x
+            x = p if abs(p) >= tiny else 0.0
+            y = a[t, 0] * y + b[t, 0]
+        A[0], B[0] = x, y
+        return
     for i in range(A.shape[0]):                 # (a loop: A[:] = a[0] took 7 s to compile)
         A[i] = a[0, i]
         B[i] = b[0, i]
     for t in range(1, a.shape[0]):
         _compose_row(a[t], b[t], A, B, tiny)
-
-
-@njit(**_JIT)
-def _scan_chunk(a, b, start, h):
-    _step_row(a[0], b[0], start, h[0])
-    for t in range(1, h.shape[0]):
-        _step_row(a[t], b[t], h[t - 1], h[t])
 
 
 @njit(parallel=True, **_JIT)

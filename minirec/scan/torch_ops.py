@@ -8,10 +8,12 @@ The same maths as :func:`minirec.scan.reference.linear_recurrence` (the specific
 Three ways to compute it, all tested against the reference and against each other:
 
 - :func:`linear_recurrence` — a ``torch.autograd.Function`` (:class:`LinearRecurrence`). Its
-  forward is the doubling scan below, without building a graph; its backward is the gradient
-  written out: the reverse-time linear recurrence g_t = ∂L/∂h_t + a_{t+1} g_{t+1}, computed by
-  the same scan, then ∂b = g, ∂a_t = g_t h_{t−1}, ∂h0 = a_0 g_0. Memory: the inputs and h,
-  nothing per round. This is what ``minirec.scan.linear_recurrence`` runs for tensors.
+  forward runs without building a graph, as T in-place steps (:func:`_loop`, the default on a
+  CPU) or as a chunked scan (:func:`_chunked`: ~2√T whole-tensor steps and O(T) work, the
+  default on a GPU, where every step is a kernel launch). Its backward is the gradient written
+  out: the reverse-time linear recurrence g_t = ∂L/∂h_t + a_{t+1} g_{t+1}, run by the same
+  scan, then ∂b = g, ∂a_t = g_t h_{t−1}, ∂h0 = a_0 g_0. Memory: the inputs and h. This is what
+  ``minirec.scan.linear_recurrence`` runs for tensors.
 - :func:`linear_recurrence_doubling` — Hillis–Steele on the affine pairs (a, b): ⌈log₂T⌉
   rounds of whole-tensor ops, y_t ← y_{t−d} ∘ y_t for d = 1, 2, 4, …; differentiable by
   autograd as it stands (it keeps every round for the backward: O(T log T) memory). On a GPU
@@ -19,10 +21,13 @@ Three ways to compute it, all tested against the reference and against each othe
 - :func:`linear_recurrence_loop` — the Python loop over time, with autograd: T small ops forward
   and backward. The oracle in the tests, and the slow baseline.
 
-Everything runs in the input's dtype on the input's device: nothing here names a device.
+Everything runs in the input's dtype on the input's device; the device only picks the default
+scan of :func:`linear_recurrence`.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -64,15 +69,69 @@ def _scan(a, b, h0):
     return B if h0 is None else torch.addcmul(B, A, h0)
 
 
+def _loop(a, b, h0):
+    """h for full-shape ``a, b (T, ...)``, ``h0 (...)`` or None, by T in-place steps (no graph):
+    the least memory traffic, the most kernel launches — the fastest way on a CPU."""
+    h = torch.empty_like(b)
+    prev = torch.zeros_like(b[0]) if h0 is None else h0
+    for t in range(b.shape[0]):
+        torch.addcmul(b[t], a[t], prev, out=h[t])                # h_t = a_t h_{t−1} + b_t
+        prev = h[t]
+    return h
+
+
+SCANS = {"loop": _loop, "chunked": None}                        # filled in below
+
+
+def _chunked(a, b, h0):
+    """h for full-shape ``a, b (T, ...)``, ``h0 (...)`` or None, without a graph, in about 2√T
+    whole-tensor steps and O(T) work: T is cut into n chunks of C ≈ √T steps,
+
+    1. every chunk's local scan from 0, all chunks at once (C steps over (n, ...) slices), and
+       within each chunk the running product of its decays (one cumprod);
+    2. the state at each chunk start, chunk after chunk (n steps):
+       s_0 = h0, s_k = (Π a over chunk k−1) s_{k−1} + (local h at the end of chunk k−1);
+    3. the fix-up, one op: h = local + (running product) · s_k.
+
+    The tail of T is padded with the identity (a, b) = (1, 0), which leaves h unchanged."""
+    T = a.shape[0]
+    C = math.isqrt(T - 1) + 1                                   # ⌈√T⌉ steps per chunk
+    n = -(-T // C)
+    pad = n * C - T
+    if pad:
+        a = torch.cat([a, a.new_ones((pad,) + a.shape[1:])])
+        b = torch.cat([b, b.new_zeros((pad,) + b.shape[1:])])
+    a_c, b_c = a.reshape((n, C) + a.shape[1:]), b.reshape((n, C) + b.shape[1:])
+    local = torch.empty_like(b_c)
+    x = torch.zeros_like(b_c[:, 0])
+    for i in range(C):                                          # 1. local scans, side by side
+        x = torch.addcmul(b_c[:, i], a_c[:, i], x)              # x = a x + b
+        local[:, i] = x
+    prod = torch.cumprod(a_c, dim=1)                            # Π a from the chunk's start
+    start = torch.empty_like(b_c[:, 0])
+    s = torch.zeros_like(b_c[0, 0]) if h0 is None else h0
+    for k in range(n):                                          # 2. states at chunk starts
+        start[k] = s
+        s = torch.addcmul(local[k, -1], prod[k, -1], s)
+    h = torch.addcmul(local, prod, start[:, None])              # 3. fix-up
+    return h.reshape((n * C,) + a.shape[1:])[:T]
+
+
+SCANS["chunked"] = _chunked
+
+
 class LinearRecurrence(torch.autograd.Function):
     """h = linear_recurrence(a, b, h0) on full-shape tensors ``a, b (T, ...)``, ``h0 (...)``,
-    with the backward written out as a reverse-time linear recurrence."""
+    with the backward written out as a reverse-time linear recurrence. ``method``: "loop" or
+    "chunked", the graph-free scan used forward and backward."""
 
     @staticmethod
-    def forward(ctx, a, b, h0):
+    def forward(ctx, a, b, h0, method):
+        scan = SCANS[method]
         with torch.no_grad():
-            h = _scan(a, b, h0)
+            h = scan(a, b, h0)
         ctx.save_for_backward(a, h, h0)
+        ctx.scan = scan
         return h
 
     @staticmethod
@@ -82,11 +141,11 @@ class LinearRecurrence(torch.autograd.Function):
             # g_t = grad_h_t + a_{t+1} g_{t+1}: the same recurrence with time reversed and the
             # decays shifted one step (a_{t+1}; nothing flows in after the last step)
             a_next = torch.cat([a[1:], torch.zeros_like(a[:1])])
-            g = _scan(a_next.flip(0), grad_h.flip(0), None).flip(0)
+            g = ctx.scan(a_next.flip(0), grad_h.flip(0), None).flip(0)
             h_prev = torch.cat([(torch.zeros_like(h[:1]) if h0 is None else h0[None]), h[:-1]])
             grad_a = g * h_prev                                      # ∂a_t = g_t h_{t−1}
             grad_h0 = None if h0 is None else a[0] * g[0]            # ∂h0 = a_0 g_0
-        return grad_a, g, grad_h0                                    # ∂b_t = g_t
+        return grad_a, g, grad_h0, None                              # ∂b_t = g_t
 
 
 def _prepare(a, b, h0):
@@ -96,11 +155,17 @@ def _prepare(a, b, h0):
     return a, b, h0
 
 
-def linear_recurrence(a, b, h0=None):
+def linear_recurrence(a, b, h0=None, *, method=None):
     """h_t = a_t h_{t−1} + b_t with a custom backward (see the module docstring).
-    ``a (T, ...)``, ``b (T, ...)``, ``h0 (...)`` or None → ``h (T, ...)``, the broadcast shape."""
+    ``a (T, ...)``, ``b (T, ...)``, ``h0 (...)`` or None → ``h (T, ...)``, the broadcast shape.
+    ``method``: "loop" (T in-place steps: the default on a CPU, where launches are cheap) or
+    "chunked" (~2√T steps: the default on other devices)."""
+    if method is None:
+        method = "loop" if b.device.type == "cpu" else "chunked"
+    if method not in SCANS:
+        raise ValueError(f"method must be one of {tuple(SCANS)} or None; got {method!r}")
     a, b, h0 = _prepare(a, b, h0)          # expand: autograd sums gradients back to the inputs
-    return LinearRecurrence.apply(a, b, h0)
+    return LinearRecurrence.apply(a, b, h0, method)
 
 
 def linear_recurrence_doubling(a, b, h0=None):

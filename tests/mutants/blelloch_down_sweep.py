@@ -1,0 +1,73 @@
+"""Wrong answers to ``blelloch_down_sweep(combine, levels, identity) -> y (T, ...)``.
+
+The learner is given the up-sweep's levels (``levels[0]`` the leaves, ``levels[k+1][j] =
+levels[k][2j] ⊕ levels[k][2j+1]``, an unpaired last node moving up unchanged, ``levels[-1]`` the
+root) and walks down, handing every node the combine of the leaves to its left.
+"""
+
+import numpy as np
+
+from . import mutant
+
+MUTANTS: list = []
+
+
+def blank(combine, levels, identity):
+    raise NotImplementedError
+
+
+def correct(combine, levels, identity):
+    # the other route: y_t = before(t + 1) for t < T − 1, and the root last (no final combine)
+    before = identity
+    for level in levels[-2::-1]:
+        L = len(level)
+        out = [None] * L
+        for j in range(L):
+            parent = before[j // 2:j // 2 + 1]
+            out[j] = parent if j % 2 == 0 else combine(parent, level[j - 1:j])
+        before = np.concatenate(out)
+    return np.concatenate([before[1:], levels[-1]])
+
+
+def _walk(combine, levels, identity, right_of):
+    before = identity
+    for level in reversed(levels[:-1]):
+        L = level.shape[0]
+        new = np.empty_like(level)
+        new[0::2] = before[:(L + 1) // 2]
+        new[1::2] = right_of(before[:L // 2], level, L)
+        before = new
+    return before
+
+
+@mutant(MUTANTS, "exclusive instead of inclusive", wrong={"y"})
+def returns_the_exclusive_scan(combine, levels, identity):
+    return _walk(combine, levels, identity,
+                 lambda parent, level, L: combine(parent, level[0:L - 1:2]))
+
+
+@mutant(MUTANTS, "off by one position", wrong={"y"})
+def right_child_adds_itself(combine, levels, identity):
+    before = _walk(combine, levels, identity,
+                   lambda parent, level, L: combine(parent, level[1::2]))
+    return combine(before, levels[0])
+
+
+@mutant(MUTANTS, "left and right children swapped", wrong={"y"})
+def children_swapped(combine, levels, identity):
+    before = identity
+    for level in reversed(levels[:-1]):
+        L = level.shape[0]
+        new = np.empty_like(level)
+        pairs = combine(before[:L // 2], level[0:L - 1:2])
+        new[0::2] = np.concatenate([pairs, before[L // 2:(L + 1) // 2]])
+        new[1::2] = before[:L // 2]
+        before = new
+    return combine(before, levels[0])
+
+
+@mutant(MUTANTS, "operands of ⊕ in the wrong order", wrong={"y"})
+def sibling_combined_before_parent(combine, levels, identity):
+    before = _walk(combine, levels, identity,
+                   lambda parent, level, L: combine(level[0:L - 1:2], parent))
+    return combine(before, levels[0])

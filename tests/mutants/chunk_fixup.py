@@ -1,0 +1,63 @@
+"""Wrong answers to ``chunk_fixup(local_a, local_b, C) -> (a, b)``: the affine scan inside every
+chunk of C steps (state 0 at each chunk start) → the scan of the whole sequence."""
+
+import numpy as np
+
+from . import mutant
+
+MUTANTS: list = []
+
+
+def blank(local_a, local_b, C):
+    raise NotImplementedError
+
+
+def correct(local_a, local_b, C):
+    # the carries first (an exclusive scan of the chunk totals), then every chunk at once
+    T = len(local_a)
+    A, B = np.ones_like(local_a[0]), np.zeros_like(local_b[0])
+    carry_a, carry_b = np.empty_like(local_a), np.empty_like(local_b)
+    for s in range(0, T, C):
+        carry_a[s:s + C], carry_b[s:s + C] = A, B
+        end = min(s + C, T) - 1
+        A, B = A * local_a[end], local_a[end] * B + local_b[end]
+    return carry_a * local_a, local_a * carry_b + local_b
+
+
+@mutant(MUTANTS, "carry applied to the first chunk too", wrong={"a", "b"})
+def loop_starts_at_chunk_zero(local_a, local_b, C):
+    a, b = local_a.copy(), local_b.copy()
+    for s in range(0, len(a), C):
+        ca, cb = a[s - 1].copy(), b[s - 1].copy()
+        a[s:s + C] = ca * local_a[s:s + C]
+        b[s:s + C] = local_a[s:s + C] * cb + local_b[s:s + C]
+    return a, b
+
+
+@mutant(MUTANTS, "off-by-one carry (the carry of chunk k applied to chunk k+1)", wrong={"a", "b"})
+def carry_updated_after_use(local_a, local_b, C):
+    a, b = local_a.copy(), local_b.copy()
+    A, B = np.ones_like(a[0]), np.zeros_like(b[0])
+    for s in range(C, len(a), C):
+        a[s:s + C] = A * local_a[s:s + C]
+        b[s:s + C] = local_a[s:s + C] * B + local_b[s:s + C]
+        A, B = A * local_a[s - 1], local_a[s - 1] * B + local_b[s - 1]   # one chunk late
+    return a, b
+
+
+@mutant(MUTANTS, "carry not composed with the decay (added to b only)", wrong={"b"})
+def carry_added_to_b(local_a, local_b, C):
+    a, b = local_a.copy(), local_b.copy()
+    for s in range(C, len(a), C):
+        a[s:s + C] = a[s - 1] * local_a[s:s + C]
+        b[s:s + C] = b[s - 1] + local_b[s:s + C]
+    return a, b
+
+
+@mutant(MUTANTS, "carry not accumulated", wrong={"a", "b"})
+def previous_chunk_only(local_a, local_b, C):
+    a, b = local_a.copy(), local_b.copy()
+    for s in range(C, len(a), C):
+        a[s:s + C] = local_a[s - 1] * local_a[s:s + C]
+        b[s:s + C] = local_a[s:s + C] * local_b[s - 1] + local_b[s:s + C]
+    return a, b

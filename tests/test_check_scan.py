@@ -1,0 +1,151 @@
+"""The scan exercise checks (lesson 03) discriminate: right answers pass, blanks are "not
+attempted", every typical wrong answer (tests/mutants/) is rejected with its diagnosis and the
+right tensors marked, and every suspect is reachable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from minirec.check import (
+    CheckFailed,
+    NotAttempted,
+    check_affine_combine,
+    check_blelloch_down_sweep,
+    check_chunk_fixup,
+    check_linear_recurrence_backward,
+    run_check,
+)
+from minirec.check import scan as checks
+from minirec.scan import reference as ref
+
+try:  # `python -m pytest` (the repository root on sys.path) or a tests/ package
+    from tests.mutants import affine_combine as m_affine
+    from tests.mutants import blelloch_down_sweep as m_down
+    from tests.mutants import chunk_fixup as m_fixup
+    from tests.mutants import linear_recurrence_backward as m_backward
+except ImportError:  # plain `pytest`: tests/ itself is on sys.path
+    from mutants import affine_combine as m_affine
+    from mutants import blelloch_down_sweep as m_down
+    from mutants import chunk_fixup as m_fixup
+    from mutants import linear_recurrence_backward as m_backward
+
+EXERCISES = {
+    "blelloch_down_sweep": (check_blelloch_down_sweep, checks._down_sweep_reference, m_down,
+                            checks._down_sweep_exercise, 7),
+    "affine_combine": (check_affine_combine, ref.affine, m_affine, checks._affine_exercise, 4),
+    "linear_recurrence_backward": (check_linear_recurrence_backward,
+                                   checks._backward_reference, m_backward,
+                                   checks._backward_exercise, 5),
+    "chunk_fixup": (check_chunk_fixup, checks._fixup_reference, m_fixup,
+                    checks._fixup_exercise, 6),
+}
+MUTANTS = [(name, m) for name, spec in EXERCISES.items() for m in spec[2].MUTANTS]
+
+
+def test_mutant_library_is_large_enough():
+    per_check = {name: len(v[2].MUTANTS) for name, v in EXERCISES.items()}
+    assert all(n >= 3 for n in per_check.values()), per_check
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_reference_passes(name, capsys):
+    check, reference, *_rest, n_cases = EXERCISES[name]
+    assert check(reference) is None
+    assert capsys.readouterr().out == f"✓ {name}: passed on {n_cases} cases\n"
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_independent_correct_solution_passes(name, capsys):
+    check, _ref, module, *_ = EXERCISES[name]
+    check(module.correct)
+    assert capsys.readouterr().out.startswith(f"✓ {name}: passed")
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_blank_is_not_attempted(name):
+    check, _ref, module, *_ = EXERCISES[name]
+    with pytest.raises(NotAttempted, match=r"not yet attempted: blank still raises "
+                                           r"NotImplementedError"):
+        check(module.blank)
+
+
+def _table_marks(text: str, names) -> dict[str, str]:
+    marks = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and fields[0] in names and fields[-1] in ("ok", "✗"):
+            marks[fields[0]] = fields[-1]
+    return marks
+
+
+@pytest.mark.parametrize("name,mutant", MUTANTS, ids=[f"{n}-{m.name}" for n, m in MUTANTS])
+def test_mutant_is_rejected_with_its_diagnosis(name, mutant):
+    check = EXERCISES[name][0]
+    with pytest.raises(CheckFailed) as info:
+        check(mutant.fn)
+    exc = info.value
+    assert not isinstance(exc, NotAttempted)
+    message = str(exc)
+    assert message.startswith(f"{name} is wrong on case ")
+    assert mutant.phrase in message, message
+    if mutant.wrong is None:
+        assert exc.comparison is None
+    else:
+        assert exc.comparison is not None, message
+        assert set(exc.comparison.failed) == mutant.wrong, message
+        names = [r.name for r in exc.comparison.rows]
+        assert _table_marks(message, names) == {
+            n: "✗" if n in mutant.wrong else "ok" for n in names}, message
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_every_suspect_diagnoses_itself(name):
+    ex = EXERCISES[name][3]()
+    assert len(ex.suspects) >= 4
+    for suspect in ex.suspects:
+        with pytest.raises(CheckFailed) as info:
+            run_check(ex, suspect.fn)
+        assert info.value.diagnosis.endswith(suspect.message), suspect.message
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_cases_are_float64_at_odd_lengths(name):
+    ex = EXERCISES[name][3]()
+    assert {1, 5, 7, 13} <= {c.sizes["T"] for c in ex.cases}
+
+    def arrays(value):
+        if isinstance(value, np.ndarray):
+            yield value
+        elif isinstance(value, (tuple, list)):
+            for v in value:
+                yield from arrays(v)
+
+    for case in ex.cases:
+        for arr in arrays(case.args):
+            assert arr.dtype == np.float64
+
+
+def test_down_sweep_cases_use_a_non_commutative_combine():
+    x = np.random.default_rng(0).normal(size=(2, 2, 2))
+    assert not np.allclose(checks.matmul_combine(x[:1], x[1:]), checks.matmul_combine(x[1:], x[:1]))
+    ex = checks._down_sweep_exercise()
+    assert any(c.args[0] is checks.matmul_combine and c.sizes["T"] == 13 for c in ex.cases)
+
+
+@pytest.mark.parametrize("T,C", [(1, 2), (5, 2), (7, 3), (13, 4), (12, 4), (9, 16)])
+def test_fixup_reference_is_the_whole_scan(T, C):
+    rng = np.random.default_rng(T * 100 + C)
+    a, b = rng.uniform(-1, 1, size=(2, T, 3))
+    fixed = checks._fixup_reference(*checks._local_scan(a, b, C), C)
+    whole = ref.sequential(ref.affine, (a, b))
+    np.testing.assert_allclose(fixed[0], whole[0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(fixed[1], whole[1], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(fixed[1], ref.linear_recurrence(a, b), rtol=1e-12, atol=1e-14)
+
+
+def test_down_sweep_reference_is_the_sequential_scan():
+    for case in checks._down_sweep_exercise().cases:
+        combine, levels, identity = case.args
+        np.testing.assert_allclose(checks._down_sweep_reference(*case.args),
+                                   ref.sequential(combine, levels[0]), rtol=1e-12, atol=1e-14)

@@ -606,7 +606,11 @@ timings = {
     "NumPy reference (loop)": best_time(lambda: ref.linear_recurrence(ab, bb), repeat=2),
     "Numba sequential": best_time(lambda: numba_cpu.linear_recurrence(ab, bb, method="sequential")),
     "Numba chunked": best_time(lambda: numba_cpu.linear_recurrence(ab, bb, method="chunked")),
-    "Torch doubling scan": best_time(lambda: torch_ops.linear_recurrence(ab_t, bb_t), repeat=2),
+    "Torch Function, loop": best_time(
+        lambda: torch_ops.linear_recurrence(ab_t, bb_t, method="loop"), repeat=1),
+    "Torch Function, chunked": best_time(
+        lambda: torch_ops.linear_recurrence(ab_t, bb_t, method="chunked")),
+    "Torch doubling": best_time(lambda: torch_ops.linear_recurrence_doubling(ab_t, bb_t), repeat=1),
 }
 base = timings["Numba sequential"]
 print(f"h_t = a_t h_(t-1) + b_t, T = {Tb}, {Nb} channels, float64, "
@@ -622,16 +626,21 @@ for name, t in timings.items():
 # twice, once to compose the chunks' maps and once to re-run them: 40 bytes per step and channel
 # instead of 24, so on $P$ cores it can be at most about $0.6 P$ times as fast as the loop —
 # $1.2$ on two cores — and less when the cores share one memory bus; whether it wins at all here
-# is what the table says. The Torch scan does $\lceil \log_2 T \rceil$ passes over the whole
-# array, far more work than the loop: it pays off only where the passes run on thousands of cores.
+# is what the table says. The Torch rows run the same recurrence as whole-tensor operations:
+# the loop pays the overhead of one small operation per step ($T$ of them), the chunked scan that
+# of about $2\sqrt{T}$ larger ones, and the doubling scan does $\lceil \log_2 T \rceil$ passes over
+# the whole array — far more work than the loop, which pays off only where the passes run on
+# thousands of cores.
 #
 # ## The Torch twin
 #
-# `minirec.scan.torch_ops.linear_recurrence` is a `torch.autograd.Function`: its forward is the
-# Hillis–Steele scan of the affine pairs, run without building a graph, and its backward is the
-# reverse-time recurrence you wrote in exercise 3, computed by the same scan. Autograd through
-# the loop (`linear_recurrence_loop`) is the witness; `torch.autograd.gradcheck` compares the
-# custom backward with finite differences in float64.
+# `minirec.scan.torch_ops.linear_recurrence` is a `torch.autograd.Function`. Its forward runs
+# without building a graph, either as $T$ in-place steps (`method="loop"`, the default on a CPU)
+# or as the two-level scan of this lesson with chunks of about $\sqrt{T}$ steps
+# (`method="chunked"`, the default on a GPU: about $2\sqrt{T}$ whole-tensor steps). Its backward
+# is the reverse-time recurrence you wrote in exercise 3, run by the same scan, so it stores only
+# the inputs and $h$. Autograd through the loop (`linear_recurrence_loop`) is the witness;
+# `torch.autograd.gradcheck` compares the custom backward with finite differences in float64.
 
 # %%
 T, D = 37, 3
@@ -639,21 +648,25 @@ args = [torch.tensor(rng.uniform(-1, 1, size=(T, D)), requires_grad=True),
         torch.tensor(rng.normal(size=(T, D)), requires_grad=True),
         torch.tensor(rng.normal(size=D), requires_grad=True)]
 weights = torch.tensor(rng.normal(size=(T, D)))
-grads = {}
-for name, fn in [("custom", torch_ops.linear_recurrence), ("loop", torch_ops.linear_recurrence_loop)]:
+variants = {"Function, loop": lambda *x: torch_ops.linear_recurrence(*x, method="loop"),
+            "Function, chunked": lambda *x: torch_ops.linear_recurrence(*x, method="chunked"),
+            "autograd through the loop": torch_ops.linear_recurrence_loop}
+results = {}
+for name, fn in variants.items():
     out = fn(*args)
-    grads[name] = torch.autograd.grad((out * weights).sum(), args)
-    grads[name, "out"] = out.detach()
-assert torch.allclose(grads["custom", "out"], grads["loop", "out"], rtol=1e-10, atol=1e-12)
-assert all(torch.allclose(g1, g2, rtol=1e-10, atol=1e-12)
-           for g1, g2 in zip(grads["custom"], grads["loop"]))
-assert torch.autograd.gradcheck(torch_ops.linear_recurrence, args)
-print("custom autograd.Function == autograd through the loop (values and gradients); "
-      "gradcheck passes")
+    results[name] = (out.detach(), torch.autograd.grad((out * weights).sum(), args))
+witness_out, witness_grads = results["autograd through the loop"]
+for name in ["Function, loop", "Function, chunked"]:
+    out, grads = results[name]
+    assert torch.allclose(out, witness_out, rtol=1e-10, atol=1e-12)
+    assert all(torch.allclose(g, w, rtol=1e-10, atol=1e-12) for g, w in zip(grads, witness_grads))
+    assert torch.autograd.gradcheck(variants[name], args)
+print("autograd.Function (loop and chunked) == autograd through the loop, values and "
+      "gradients; gradcheck passes for both")
 
 # %% [markdown]
-# On a GPU the same function runs on CUDA tensors unchanged: each of the $\lceil \log_2 T \rceil$
-# rounds is one kernel launch over the whole sequence, instead of $T$ tiny launches for the loop.
+# On a GPU the same function runs on CUDA tensors unchanged and picks the chunked scan: about
+# $2\sqrt{T}$ kernel launches, each over a whole slice, instead of $T$ tiny launches for the loop.
 # `minirec.scan.numba_cuda` writes the scan out as CUDA kernels: a Blelloch scan of
 # $2 \times$ `numba_cuda.THREADS` steps per block in shared memory (the up-sweep and down-sweep of exercise 1),
 # a scan of the block totals, and the fix-up of exercise 4.
@@ -665,11 +678,11 @@ if torch.cuda.is_available() and numba_cuda.is_available():
     h_numba_gpu = numba_cuda.linear_recurrence_cuda(ab, bb)
     assert np.allclose(h_torch_gpu, h_ref, rtol=1e-9, atol=1e-9)
     assert np.allclose(h_numba_gpu, h_ref, rtol=1e-9, atol=1e-9)
-    print(f"GPU ({torch.cuda.get_device_name()}): the torch doubling scan and the Numba-CUDA "
+    print(f"GPU ({torch.cuda.get_device_name()}): the torch chunked scan and the Numba-CUDA "
           "Blelloch block scan both equal the reference (rtol 1e-9)")
 else:
     print(f"No GPU here. With one, this cell runs the same recurrence (T = {Tb}, {Nb} channels) "
-          "with torch_ops.linear_recurrence on CUDA tensors and with "
+          "with torch_ops.linear_recurrence on CUDA tensors (its chunked scan) and with "
           f"numba_cuda.linear_recurrence_cuda (Blelloch scans of {2 * numba_cuda.THREADS} steps "
           "per block in shared memory, a scan of "
           "the block totals, a fix-up), and compares both with the reference.")

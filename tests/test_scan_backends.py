@@ -101,7 +101,8 @@ def test_numba_products_that_underflow_are_flushed_not_slow_or_wrong():
     assert_close("chunked", got, reference_h(a, b, h0), np.float32, scale=1.0)
 
 
-@pytest.mark.parametrize("T,N,expected", [(7, 3, "sequential"), (4096, 1024, "chunked")])
+@pytest.mark.parametrize("T,N,expected", [(7, 3, "sequential"), (1 << 20, 1, "sequential"),
+                                           (4096, 1024, "channels"), (65536, 16, "chunked")])
 def test_auto_method(T, N, expected, monkeypatch):
     monkeypatch.setattr(numba_cpu, "get_num_threads", lambda: 2)
     assert numba_cpu.choose_method(T, N) == expected

@@ -26,8 +26,10 @@ from minirec.scan import numba_cuda, reference as R
 assert numba_cuda.is_available()
 rng = np.random.default_rng(0)
 results = []
-cases = [(1, 8, (3,), "f64"), (5, 8, (3,), "f32"), (64, 4, (2, 3), "f64"), (64, 8, (1,), "f32"),
-         (300, 8, (2,), "f64"), (16, 8, (2,), "f64"), (17, 8, (2,), "f32")]
+# (T, threads, trailing shape, dtype): one block exactly full (16) and one step over (17); T = 64
+# and 300 span many blocks and two or three levels of block totals
+cases = [(1, 8, (3,), "f64"), (5, 8, (3,), "f32"), (64, 4, (3,), "f64"), (64, 8, (1,), "f32"),
+         (300, 8, (1,), "f64"), (16, 8, (2,), "f64"), (17, 8, (2,), "f32")]
 for T, threads, trailing, dt in cases:
     dtype = {"f64": np.float64, "f32": np.float32}[dt]
     a = rng.uniform(-1, 1, size=(T, *trailing)).astype(dtype)

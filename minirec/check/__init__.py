@@ -15,6 +15,9 @@ Exercise checks::
     check_rnn_bptt(rnn_bptt)                    rnn_bptt(x, h0, params, grad_outputs) -> dict
     check_lstm_step(lstm_step)                  lstm_step(x, (h, c), params) -> (h_new, c_new)
     check_recoding_step(recoding_step)          recoding_step(h, W_out, b_out, target, alpha)
+    check_attention_combine(fn)                 fn((mA, uA, wA), (mB, uB, wB)) -> (m, u, w)
+    check_aaren_stream_step(fn)                 fn((m, u, w), s_t, v_t) -> ((m, u, w), o_t)
+    check_linear_attention_recurrent(fn)        fn(q, k, v, (S0, z0)) -> (o, (S, z))
     check_blelloch_down_sweep(fn)               fn(combine, levels, identity) -> y (T, ...)
     check_affine_combine(affine_combine)        affine_combine((a1, b1), (a2, b2)) -> (a, b)
     check_linear_recurrence_backward(fn)        fn(a, h, h0, grad_h) -> {"a", "b", "h0"}
@@ -41,6 +44,11 @@ from minirec.check._core import (
     first_bad_index,
     run_check,
 )
+from minirec.check.attention import (
+    check_aaren_stream_step,
+    check_attention_combine,
+    check_linear_attention_recurrent,
+)
 from minirec.check.cells import (
     check_gru_step,
     check_gru_step_backward,
@@ -59,6 +67,7 @@ __all__ = [
     "CheckFailed", "NotAttempted",
     "check_gru_step", "check_gru_step_backward", "check_rnn_bptt", "check_lstm_step",
     "check_recoding_step",
+    "check_attention_combine", "check_aaren_stream_step", "check_linear_attention_recurrent",
     "check_blelloch_down_sweep", "check_affine_combine", "check_linear_recurrence_backward",
     "check_chunk_fixup",
     "compare", "cmp", "Comparison", "Row", "bad_mask", "first_bad_index", "RTOL", "ATOL",

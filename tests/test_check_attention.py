@@ -1,0 +1,151 @@
+"""The attention exercise checks discriminate: right answers pass, blanks are "not attempted",
+and every typical wrong answer (tests/mutants/) is rejected with the right diagnosis and the
+right tensors marked in the table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from minirec.attention import reference as ref
+from minirec.check import (
+    CheckFailed,
+    NotAttempted,
+    check_aaren_stream_step,
+    check_attention_combine,
+    check_linear_attention_recurrent,
+    run_check,
+)
+from minirec.check import attention as checks
+from minirec.scan.reference import softmax_attention as combine_reference
+
+try:  # `python -m pytest` (the repository root on sys.path) or a tests/ package
+    from tests.mutants import aaren_stream_step as m_stream
+    from tests.mutants import attention_combine as m_combine
+    from tests.mutants import linear_attention_recurrent as m_la
+except ImportError:  # plain `pytest`: tests/ itself is on sys.path
+    from mutants import aaren_stream_step as m_stream
+    from mutants import attention_combine as m_combine
+    from mutants import linear_attention_recurrent as m_la
+
+
+def _la_reference(q, k, v, state):
+    phi = ref.elu_plus_one
+    return ref.linear_attention_recurrent(phi(q), phi(k), v, state=state)
+
+
+EXERCISES = {
+    "attention_combine": (check_attention_combine, combine_reference, m_combine,
+                          checks._attention_combine_exercise),
+    "aaren_stream_step": (check_aaren_stream_step, ref.aaren_stream_step, m_stream,
+                          checks._aaren_stream_step_exercise),
+    "linear_attention_recurrent": (check_linear_attention_recurrent, _la_reference, m_la,
+                                   checks._linear_attention_recurrent_exercise),
+}
+MUTANTS = [(name, m) for name, spec in EXERCISES.items() for m in spec[2].MUTANTS]
+SUSPECTS = [(name, i) for name, spec in EXERCISES.items() for i in range(len(spec[3]().suspects))]
+
+
+def test_mutant_library_is_large_enough():
+    assert all(len(spec[2].MUTANTS) >= 3 for spec in EXERCISES.values())
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_reference_passes(name, capsys):
+    check, reference, *_ = EXERCISES[name]
+    assert check(reference) is None
+    assert capsys.readouterr().out == f"✓ {name}: passed on 4 cases\n"
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_independent_correct_solution_passes(name, capsys):
+    check, _ref, module, _ex = EXERCISES[name]
+    check(module.correct)
+    assert capsys.readouterr().out.startswith(f"✓ {name}: passed")
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_blank_is_not_attempted(name):
+    check, _ref, module, _ex = EXERCISES[name]
+    with pytest.raises(NotAttempted, match=r"not yet attempted: blank still raises "
+                                           r"NotImplementedError"):
+        check(module.blank)
+
+
+def _table_marks(text: str, names) -> dict[str, str]:
+    marks = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and fields[0] in names and fields[-1] in ("ok", "✗"):
+            marks[fields[0]] = fields[-1]
+    return marks
+
+
+@pytest.mark.parametrize("name,mutant", MUTANTS, ids=[f"{n}-{m.name}" for n, m in MUTANTS])
+def test_mutant_is_rejected_with_its_diagnosis(name, mutant):
+    check = EXERCISES[name][0]
+    with pytest.raises(CheckFailed) as info:
+        check(mutant.fn)
+    exc = info.value
+    assert not isinstance(exc, NotAttempted)
+    message = str(exc)
+    assert message.startswith(f"{name} is wrong on case ")
+    assert mutant.phrase in message, message
+    if mutant.wrong is None:
+        assert exc.comparison is None
+    else:
+        assert exc.comparison is not None, message
+        assert set(exc.comparison.failed) == mutant.wrong, message
+        names = [r.name for r in exc.comparison.rows]
+        marks = _table_marks(message, names)
+        assert marks == {n: "✗" if n in mutant.wrong else "ok" for n in names}, message
+
+
+@pytest.mark.parametrize("name,index", SUSPECTS, ids=[f"{n}-{i}" for n, i in SUSPECTS])
+def test_every_suspect_diagnoses_itself(name, index):
+    """Each suspect is wrong, and reachable: no earlier suspect shadows it."""
+    check, _ref, _m, exercise = EXERCISES[name]
+    suspect = exercise().suspects[index]
+    with pytest.raises(CheckFailed) as info:
+        check(suspect.fn)
+    assert info.value.diagnosis.endswith(suspect.message), suspect.message
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_cases_are_float64_with_square_and_distinct_sizes(name):
+    ex = EXERCISES[name][3]()
+    sizes = [c.sizes for c in ex.cases]
+    first = "B" if "B" in sizes[0] else "d_k"
+    assert any(s[first] == s["d_v"] > 1 for s in sizes)
+    assert any(s[first] != s["d_v"] for s in sizes)
+    for case in ex.cases:
+        arrays = [a for arg in case.args
+                  for a in (arg if isinstance(arg, tuple) else (arg,))]
+        assert all(a.dtype == np.float64 for a in arrays)
+
+
+def test_large_scores_overflow_without_the_max_shift():
+    """The last combine case has scores whose exponential is inf in float64."""
+    left, right = checks._attention_combine_exercise().cases[-1].args
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(np.exp(left[0])).all()
+    m, u, w = combine_reference(left, right)
+    assert np.isfinite(u).all() and np.isfinite(w).all()
+
+
+def test_stream_cases_contain_a_growing_and_a_shrinking_max():
+    for case in checks._aaren_stream_step_exercise().cases[1:]:
+        (m, _u, _w), s_t, _v = case.args
+        assert (s_t > m).any() and (s_t < m).any()
+
+
+def test_learner_floating_point_state_is_restored():
+    before = np.geterr()
+    check_attention_combine(combine_reference)
+    assert np.geterr() == before
+
+
+def test_checks_need_a_function():
+    ex = checks._attention_combine_exercise()
+    with pytest.raises(TypeError, match="needs your function"):
+        run_check(ex, None)

@@ -606,6 +606,8 @@ timings = {
     "NumPy reference (loop)": best_time(lambda: ref.linear_recurrence(ab, bb), repeat=2),
     "Numba sequential": best_time(lambda: numba_cpu.linear_recurrence(ab, bb, method="sequential")),
     "Numba chunked": best_time(lambda: numba_cpu.linear_recurrence(ab, bb, method="chunked")),
+    "Torch Function, compiled": best_time(
+        lambda: torch_ops.linear_recurrence(ab_t, bb_t, method="compiled")),
     "Torch Function, loop": best_time(
         lambda: torch_ops.linear_recurrence(ab_t, bb_t, method="loop"), repeat=1),
     "Torch Function, chunked": best_time(
@@ -635,9 +637,10 @@ for name, t in timings.items():
 # ## The Torch twin
 #
 # `minirec.scan.torch_ops.linear_recurrence` is a `torch.autograd.Function`. Its forward runs
-# without building a graph, either as $T$ in-place steps (`method="loop"`, the default on a CPU)
-# or as the two-level scan of this lesson with chunks of about $\sqrt{T}$ steps
-# (`method="chunked"`, the default on a GPU: about $2\sqrt{T}$ whole-tensor steps). Its backward
+# without building a graph: on a CPU by the Numba kernel above, on the tensors' own memory
+# (`method="compiled"`, the default there), as $T$ in-place steps (`method="loop"`), or as the
+# two-level scan of this lesson with chunks of about $\sqrt{T}$ steps (`method="chunked"`, the
+# default on a GPU: about $2\sqrt{T}$ whole-tensor steps, each one kernel launch). Its backward
 # is the reverse-time recurrence you wrote in exercise 3, run by the same scan, so it stores only
 # the inputs and $h$. Autograd through the loop (`linear_recurrence_loop`) is the witness;
 # `torch.autograd.gradcheck` compares the custom backward with finite differences in float64.
@@ -648,7 +651,8 @@ args = [torch.tensor(rng.uniform(-1, 1, size=(T, D)), requires_grad=True),
         torch.tensor(rng.normal(size=(T, D)), requires_grad=True),
         torch.tensor(rng.normal(size=D), requires_grad=True)]
 weights = torch.tensor(rng.normal(size=(T, D)))
-variants = {"Function, loop": lambda *x: torch_ops.linear_recurrence(*x, method="loop"),
+variants = {"Function, compiled": lambda *x: torch_ops.linear_recurrence(*x, method="compiled"),
+            "Function, loop": lambda *x: torch_ops.linear_recurrence(*x, method="loop"),
             "Function, chunked": lambda *x: torch_ops.linear_recurrence(*x, method="chunked"),
             "autograd through the loop": torch_ops.linear_recurrence_loop}
 results = {}
@@ -656,13 +660,13 @@ for name, fn in variants.items():
     out = fn(*args)
     results[name] = (out.detach(), torch.autograd.grad((out * weights).sum(), args))
 witness_out, witness_grads = results["autograd through the loop"]
-for name in ["Function, loop", "Function, chunked"]:
+for name in ["Function, compiled", "Function, loop", "Function, chunked"]:
     out, grads = results[name]
     assert torch.allclose(out, witness_out, rtol=1e-10, atol=1e-12)
     assert all(torch.allclose(g, w, rtol=1e-10, atol=1e-12) for g, w in zip(grads, witness_grads))
     assert torch.autograd.gradcheck(variants[name], args)
-print("autograd.Function (loop and chunked) == autograd through the loop, values and "
-      "gradients; gradcheck passes for both")
+print("autograd.Function (compiled, loop and chunked) == autograd through the loop, values and "
+      "gradients; gradcheck passes for all three")
 
 # %% [markdown]
 # On a GPU the same function runs on CUDA tensors unchanged and picks the chunked scan: about

@@ -131,7 +131,8 @@ def test_float16_keeps_its_dtype():
 # --------------------------------------------------------------------------------------------
 
 TORCH_FNS = {
-    "function": torch_ops.linear_recurrence,                     # the loop scan, on a CPU
+    "function": torch_ops.linear_recurrence,                     # the compiled scan, on a CPU
+    "function_loop": lambda a, b, h0: torch_ops.linear_recurrence(a, b, h0, method="loop"),
     "function_chunked": lambda a, b, h0: torch_ops.linear_recurrence(a, b, h0, method="chunked"),
     "doubling": torch_ops.linear_recurrence_doubling,
     "loop": torch_ops.linear_recurrence_loop,
@@ -178,7 +179,7 @@ def test_torch_function_backward_is_the_reverse_recurrence_not_a_graph():
     """The Function saves a, h, h0 only: its graph is one node, whatever T."""
     a = torch.rand(100, 3, dtype=torch.float64, requires_grad=True)
     b = torch.randn(100, 3, dtype=torch.float64, requires_grad=True)
-    for method in ["loop", "chunked"]:
+    for method in ["compiled", "loop", "chunked"]:
         h = torch_ops.linear_recurrence(a, b, method=method)
         assert type(h.grad_fn).__name__ == "LinearRecurrenceBackward"
         f = lambda a, b: torch_ops.linear_recurrence(a, b, method=method)  # noqa: B023

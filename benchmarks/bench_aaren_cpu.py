@@ -76,6 +76,11 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _load(info) -> str:
+    la = info["load_avg_1min"]
+    return " / ".join("n/a" if x is None else f"{x:.2f}" for x in (la["start"], la["end"]))
+
+
 def machine() -> dict:
     import numba
     return {
@@ -306,6 +311,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     torch.set_num_threads(2)
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     size = QUICK if args.quick else FULL
     rounds = args.rounds or (1 if args.quick else 3)
     rows = []
@@ -315,9 +321,13 @@ def main(argv=None):
     wins = crossovers(rows)
 
     info = machine()
+    info["load_avg_1min"] = {"start": load_start,
+                             "end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     header = [
         f"Aaren prefix attention on the CPU — {now}",
+        f"load average (1 min) at start / end: {_load(info)} (this run adds 1-2; beyond that, "
+        "other jobs share the cores and 2-thread timings suffer most)",
         f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, "
         f"torch threads {info['torch_threads']}, numba threads {info['numba_threads']}",
         f"python {info['python']}, numpy {info['numpy']}, numba {info['numba']}, "

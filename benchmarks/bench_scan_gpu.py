@@ -9,9 +9,11 @@ Without a CUDA GPU (``torch.cuda.is_available()`` is False) it prints "no GPU: n
 measure" and exits 0. float32, time first, ``a, b (T, D)`` contiguous CUDA tensors (``a``
 uniform in [0.5, 0.999), ``b`` standard normal), ``h_{−1} = 0``. Methods:
 
-- ``torch autograd Function``: ``minirec.scan.torch_ops.linear_recurrence`` (forward = a
-  Hillis–Steele doubling scan without a graph) and ``torch doubling``:
-  ``linear_recurrence_doubling`` (the same scan through autograd), both under ``no_grad``;
+- ``torch autograd Function``: ``minirec.scan.torch_ops.linear_recurrence`` with each of its
+  graph-free scans that runs on the device (its default there, found by watching which one it
+  picks, is marked; ``"loop"``, T in-place steps, runs only where the Python loop runs) and
+  ``torch doubling``:
+  ``linear_recurrence_doubling`` (Hillis–Steele through autograd), all under ``no_grad``;
 - ``numba cuda scan``: ``minirec.scan.numba_cuda.linear_recurrence_device`` on the same CUDA
   tensors (``cuda.as_cuda_array``, zero copy; the kernels and their own device allocations are
   timed, no host transfers) — when ``numba.cuda.is_available()``;
@@ -139,6 +141,26 @@ def torch_loop(a, b):
     return h
 
 
+def default_scan(mod, device):
+    """The scan ``torch_ops.linear_recurrence`` picks on ``device`` when not told: seen by
+    intercepting the ``method`` its Function is applied with (None if not found)."""
+    fn = getattr(mod, "LinearRecurrence", None)
+    if fn is None or "apply" in vars(fn):
+        return None
+    seen = []
+
+    def spy(*args):
+        seen.append(args[-1])
+        return torch.autograd.Function.apply.__func__(fn, *args)
+
+    fn.apply = spy
+    try:
+        mod.linear_recurrence(torch.ones(3, 2, device=device), torch.ones(3, 2, device=device))
+    finally:
+        del fn.apply                      # the inherited classmethod again
+    return seen[0] if seen and isinstance(seen[0], str) else None
+
+
 def methods(a, b, nc, loop_ok):
     """label → callable returning h (a tensor, or a numba device array)."""
     from minirec.scan import torch_ops
@@ -149,8 +171,19 @@ def methods(a, b, nc, loop_ok):
                 return fn(a, b)
         return run
 
-    ms = {"torch autograd Function": no_grad(torch_ops.linear_recurrence),
-          "torch doubling": no_grad(torch_ops.linear_recurrence_doubling)}
+    ms = {}
+    scans = tuple(getattr(torch_ops, "SCANS", ()))
+    default = default_scan(torch_ops, a.device)
+    for m in scans:                   # the Function's graph-free scans
+        if m == "loop" and not loop_ok:
+            continue                      # T launches, like the Python loop
+        if m == "compiled" and a.device.type != "cpu":
+            continue                      # minirec's Numba CPU kernel: CPU tensors only
+        label = f"torch autograd Function ({m}{', default' if m == default else ''})"
+        ms[label] = no_grad(lambda a, b, m=m: torch_ops.linear_recurrence(a, b, method=m))
+    if not scans:
+        ms["torch autograd Function"] = no_grad(torch_ops.linear_recurrence)
+    ms["torch doubling"] = no_grad(torch_ops.linear_recurrence_doubling)
     if nc is not None:
         from numba import cuda
         da, db = cuda.as_cuda_array(a), cuda.as_cuda_array(b)
@@ -223,7 +256,7 @@ def measure(T, D, device, nc, timer, repeat, loop_max_t, loop_step, tol=1e-4):
 
 
 def table(rows, limit) -> str:
-    head = (f"{'T':>8} {'D':>4} {'method':24} {'best ms':>10} {'median ms':>10} {'runs':>4} "
+    head = (f"{'T':>8} {'D':>4} {'method':46} {'best ms':>10} {'median ms':>10} {'runs':>4} "
             f"{'GB/s':>8} {'% copy':>7} {'× loop':>8}")
     lines = [head, "-" * len(head)]
     last = None
@@ -233,7 +266,7 @@ def table(rows, limit) -> str:
         last = (r["T"], r["D"])
         med = "est." if r["estimated"] else f"{r['median_ms']:.3f}"
         sp = "" if r["speedup_vs_torch_loop"] is None else f"{r['speedup_vs_torch_loop']:.1f}"
-        lines.append(f"{r['T']:8d} {r['D']:4d} {r['method']:24} {r['best_ms']:10.3f} {med:>10} "
+        lines.append(f"{r['T']:8d} {r['D']:4d} {r['method']:46} {r['best_ms']:10.3f} {med:>10} "
                      f"{r['runs']:4d} {r['gb_per_s']:8.1f} {100 * r['gb_per_s'] / limit:6.1f}% "
                      f"{sp:>8}")
     return "\n".join(lines)

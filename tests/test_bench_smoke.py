@@ -58,7 +58,7 @@ def rows_of(lines, first, method):
 
 LINEAR_RECURRENCE_FIXED = [
     "numpy copyto (1 thread)", "numpy reference", "numba sequential",
-    "numba parallel over channels", "numba chunked over time", "torch autograd Function",
+    "numba parallel over channels", "numba chunked over time",
     "torch doubling (parallel form)", "torch python loop", "scipy lfilter axis=0, (T, D)",
     "scipy lfilter axis=-1, (D, T) copy",
 ]
@@ -70,6 +70,7 @@ def test_bench_linear_recurrence_cpu_quick(tmp_path):
     methods = list(dict.fromkeys(r["method"] for r in data["rows"]))
     assert set(LINEAR_RECURRENCE_FIXED) <= set(methods), methods
     assert any(m.startswith("numba prange triad") for m in methods)
+    assert any(m.startswith("torch autograd Function") for m in methods)
     for size in data["sizes"]:
         first = f"{size['T']}×{size['D']}"
         for method in methods:
@@ -87,13 +88,13 @@ def test_bench_scan_gpu_quick(tmp_path):
         assert "no GPU: nothing to measure" in "\n".join(lines)
         assert data["rows"] == []
         return
-    methods = {"torch autograd Function", "torch doubling", "torch python loop"}
-    if data["numba_cuda"]:
-        methods.add("numba cuda scan")
-    assert {r["method"] for r in data["rows"]} == methods
+    methods = {r["method"] for r in data["rows"]}
+    assert {"torch doubling", "torch python loop"} <= methods
+    assert any(m.startswith("torch autograd Function") for m in methods)
+    assert ("numba cuda scan" in methods) == data["numba_cuda"]
     for T in data["sizes"]["T"]:
         for D in data["sizes"]["D"]:
-            for method in methods:
+            for method in {r["method"] for r in data["rows"] if (r["T"], r["D"]) == (T, D)}:
                 hits = [line for line in rows_of(lines, str(T), method) if line.split()[1] == str(D)]
                 assert len(hits) == 1, f"T={T} D={D} {method!r}:\n" + "\n".join(lines)
 

@@ -356,7 +356,7 @@ def _exception_message(ex: Exercise, fn_name: str, exc: BaseException,
     if isinstance(exc, ValueError) and "broadcast" in lower:
         hint = f"; {hint_text}" if hint_text else ""
         return text, ("two arrays of different shapes were combined element by element: check "
-                      "which axis the gates are split along and the shape of each term (a "
+                      "the shape of each term and which axis each split or sum runs along (a "
                       f"weight may be transposed{hint})")
     return text, None
 

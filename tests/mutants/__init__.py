@@ -33,3 +33,48 @@ def mutant(registry: list, phrase: str, wrong=None):
         registry.append(Mutant(fn, phrase, None if wrong is None else frozenset(wrong)))
         return fn
     return register
+
+
+# --- the assertions every check test makes about its mutants and blanks ---------------------
+
+def table_marks(text: str, names) -> dict[str, str]:
+    """tensor name → "ok" / "✗" as printed in a check's failure table."""
+    marks = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and fields[0] in names and fields[-1] in ("ok", "✗"):
+            marks[fields[0]] = fields[-1]
+    return marks
+
+
+def assert_blank_not_attempted(check, blank):
+    """The shipped stub must give NotAttempted, not a failure or a crash in the checker."""
+    import pytest
+
+    from minirec.check import NotAttempted
+    with pytest.raises(NotAttempted, match=r"not yet attempted: blank still raises "
+                                           r"NotImplementedError"):
+        check(blank)
+
+
+def assert_rejected_with_diagnosis(check, name: str, m: Mutant):
+    """``check`` rejects the mutant with its diagnosis phrase, and its failure table marks
+    exactly the tensors the mutant gets wrong."""
+    import pytest
+
+    from minirec.check import CheckFailed, NotAttempted
+    with pytest.raises(CheckFailed) as info:
+        check(m.fn)
+    exc = info.value
+    assert not isinstance(exc, NotAttempted)
+    message = str(exc)
+    assert message.startswith(f"{name} is wrong on case ")
+    assert m.phrase in message, message
+    if m.wrong is None:
+        assert exc.comparison is None
+        return exc
+    assert exc.comparison is not None, message
+    assert set(exc.comparison.failed) == m.wrong, message
+    names = [r.name for r in exc.comparison.rows]
+    assert table_marks(message, names) == {n: "✗" if n in m.wrong else "ok" for n in names}, message
+    return exc

@@ -1,0 +1,297 @@
+r"""Mixture-of-experts routing in PyTorch: differentiable, and on CUDA when the tensors are there.
+
+The same maths as :mod:`minirec.routing.reference` (the specification), with vectorised index
+operations instead of loops over tokens, so that autograd reaches the gates (through the
+weights) and the experts (through the buffers), and nothing depends on the device. Notation as
+in the reference::
+
+    N  tokens    d  model size    E  experts    k  choices per token    C  slots per expert
+    L  MoE layers    H_r  the recurrent router's state size
+
+Functions: ``top_k_route``, ``expert_slots``, ``dispatch``, ``combine``, ``load_balance_loss``,
+``dense_mixture``. Modules:
+
+- :class:`SwiGLUExperts` — E SwiGLU experts held as stacked weights, run on their (E, C, d)
+  buffers by one batched product;
+- :class:`MoELayer` — route (top-k of a given router's logits), dispatch, experts, combine;
+- :class:`LinearRouter` and :class:`GRURouter` — the independent router of one layer, and the
+  RMoE router: ``logits = W2 · GRU(W1 h, r_prev)`` whose GRU is minirec's own
+  (:class:`minirec.cells.torch_ops.GRU`, run one step on a length-1 sequence: the same gates,
+  names and initialisation as ``torch.nn.GRU``);
+- :class:`MoEStack` — L residual MoE layers; :class:`LinearRouterMoE` gives each layer its own
+  linear router, :class:`GRURouterMoE` shares one GRU router whose state passes from layer to
+  layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from minirec.cells.torch_ops import GRU
+
+__all__ = [
+    "top_k_route", "expert_slots", "dispatch", "combine", "load_balance_loss", "dense_mixture",
+    "SwiGLUExperts", "MoELayer", "LinearRouter", "GRURouter", "MoEStack", "LinearRouterMoE",
+    "GRURouterMoE",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Functions
+# --------------------------------------------------------------------------------------------
+
+def top_k_route(logits, k, *, normalize=True):
+    """``logits (N, E)`` → ``(weights (N, k), indices (N, k))``: p = softmax over the experts,
+    the k largest (a stable sort: lower index first on ties, as the reference), renormalised."""
+    p = torch.softmax(logits, dim=1)
+    top, indices = torch.sort(p, dim=1, descending=True, stable=True)
+    weights = top[:, :k]
+    if normalize:
+        weights = weights / weights.sum(dim=1, keepdim=True)    # w_nj = p_nj / Σ_j p_nj
+    return weights, indices[:, :k]
+
+
+def expert_slots(indices, n_experts, capacity=None):
+    """``indices (N, k)`` → ``slots (N, k)``: position in the expert's buffer, −1 if dropped.
+
+    Vectorised form of the reference's loop: list the choices in priority order (all first
+    choices, then all second ones), count per expert with a cumulative sum of one-hot rows.
+    """
+    N, k = indices.shape
+    order = indices.t().reshape(-1)                             # slot-major: (k·N,)
+    onehot = F.one_hot(order, n_experts)                        # (k·N, E)
+    position = (onehot.cumsum(0) * onehot).sum(1) - 1           # earlier choices of that expert
+    if capacity is not None:
+        position = torch.where(position < capacity, position, torch.full_like(position, -1))
+    return position.reshape(k, N).t().contiguous()
+
+
+def _kept(indices, slots):
+    """(token, choice) coordinates of the kept choices and their (expert, slot)."""
+    n, j = torch.nonzero(slots >= 0, as_tuple=True)
+    return n, indices[n, j], slots[n, j]
+
+
+def dispatch(x, indices, n_experts, capacity=None):
+    """``x (N, d)``, ``indices (N, k)`` → ``(buffers (E, C, d), slots (N, k))``; differentiable
+    with respect to x."""
+    slots = expert_slots(indices, n_experts, capacity)
+    C = capacity if capacity is not None else max(1, int(slots.max()) + 1)
+    n, e, s = _kept(indices, slots)
+    buffers = x.new_zeros((n_experts, C, x.shape[1]))
+    buffers = buffers.index_put((e, s), x[n])                  # buffers[idx_nj, slot_nj] = x_n
+    return buffers, slots
+
+
+def combine(expert_out, weights, indices, slots):
+    """``expert_out (E, C, d_out)``, ``weights, indices, slots (N, k)`` →
+    ``y (N, d_out) = Σ_{kept j} w_nj · expert_out[idx_nj, slot_nj]``."""
+    keep = slots >= 0
+    gathered = expert_out[indices, slots.clamp(min=0)]          # (N, k, d_out)
+    gates = torch.where(keep, weights, torch.zeros_like(weights))
+    return torch.einsum("nk,nkd->nd", gates, gathered)
+
+
+def load_balance_loss(probs, indices):
+    """E · Σ_e f_e · P_e with f_e the fraction of the N·k choices sent to e (no gradient) and
+    P_e the mean router probability (the gradient flows through it)."""
+    E = probs.shape[1]
+    f = torch.bincount(indices.reshape(-1), minlength=E).to(probs.dtype) / indices.numel()
+    return E * torch.sum(f * probs.mean(dim=0))
+
+
+def dense_mixture(x, probs, experts):
+    """``Σ_e probs[:, e] · Expert_e(x)`` for a sequence of E callables (or a
+    :class:`SwiGLUExperts`, whose ``dense`` runs all experts on all tokens at once)."""
+    if isinstance(experts, SwiGLUExperts):
+        return torch.einsum("ne,end->nd", probs, experts.dense(x))
+    return sum(probs[:, e:e + 1] * expert(x) for e, expert in enumerate(experts))
+
+
+# --------------------------------------------------------------------------------------------
+# Modules
+# --------------------------------------------------------------------------------------------
+
+def _uniform(shape, fan_in, **kw):
+    bound = 1.0 / math.sqrt(fan_in)                             # torch.nn.Linear's bound
+    return nn.Parameter(torch.empty(shape, **kw).uniform_(-bound, bound))
+
+
+class SwiGLUExperts(nn.Module):
+    """E experts ``w2 (silu(w1 x) ⊙ w3 x)``: ``w1, w3 (E, F, d)``, ``w2 (E, d, F)``.
+
+    ``forward(buffers (E, C, d)) → (E, C, d)``, expert e on buffer e (one batched product);
+    ``dense(x (N, d)) → (E, N, d)``, every expert on every token.
+    """
+
+    def __init__(self, n_experts, d, d_ff, *, device=None, dtype=None):
+        super().__init__()
+        kw = {"device": device, "dtype": dtype}
+        self.w1 = _uniform((n_experts, d_ff, d), d, **kw)
+        self.w3 = _uniform((n_experts, d_ff, d), d, **kw)
+        self.w2 = _uniform((n_experts, d, d_ff), d_ff, **kw)
+
+    def forward(self, buffers):
+        a = torch.bmm(buffers, self.w1.transpose(1, 2))         # (E, C, F)
+        b = torch.bmm(buffers, self.w3.transpose(1, 2))
+        return torch.bmm(F.silu(a) * b, self.w2.transpose(1, 2))
+
+    def dense(self, x):
+        return self(x.unsqueeze(0).expand(self.w1.shape[0], -1, -1))
+
+    def reference_experts(self):
+        """E NumPy float64 callables computing the same experts (for the reference)."""
+        from minirec.routing.reference import swiglu_expert
+        w1, w3, w2 = (w.detach().cpu().double().numpy() for w in (self.w1, self.w3, self.w2))
+        return [lambda x, e=e: swiglu_expert(x, w1[e], w3[e], w2[e]) for e in range(len(w1))]
+
+
+class MoELayer(nn.Module):
+    """Top-k routed experts: ``forward(h (N, d), logits (N, E)) → (y (N, d), info)``.
+
+    ``info`` holds ``probs (N, E)``, ``weights``, ``indices``, ``slots (N, k)`` and
+    ``balance_loss`` (E · Σ f_e P_e). ``capacity_factor`` None: no token is dropped; otherwise
+    each expert takes at most ⌈factor · N · k / E⌉ choices.
+    """
+
+    def __init__(self, d, n_experts, k, d_ff, *, capacity_factor=None, normalize=True,
+                 device=None, dtype=None):
+        super().__init__()
+        if not 1 <= k <= n_experts:
+            raise ValueError(f"k must be between 1 and n_experts = {n_experts}; got {k}")
+        self.n_experts, self.k = n_experts, k
+        self.capacity_factor, self.normalize = capacity_factor, normalize
+        self.experts = SwiGLUExperts(n_experts, d, d_ff, device=device, dtype=dtype)
+
+    def forward(self, h, logits):
+        E, k = self.n_experts, self.k
+        weights, indices = top_k_route(logits, k, normalize=self.normalize)
+        capacity = None
+        if self.capacity_factor is not None:
+            capacity = max(1, math.ceil(self.capacity_factor * h.shape[0] * k / E))
+        buffers, slots = dispatch(h, indices, E, capacity)
+        y = combine(self.experts(buffers), weights, indices, slots)
+        probs = torch.softmax(logits, dim=1)
+        info = {"probs": probs, "weights": weights, "indices": indices, "slots": slots,
+                "balance_loss": load_balance_loss(probs, indices)}
+        return y, info
+
+
+class LinearRouter(nn.Module):
+    """One layer's own router: ``logits = W h``, ``W (E, d)``; the state is ignored (None)."""
+
+    def __init__(self, d, n_experts, *, device=None, dtype=None):
+        super().__init__()
+        self.proj = nn.Linear(d, n_experts, bias=False, device=device, dtype=dtype)
+
+    def forward(self, h, state=None):
+        return self.proj(h), None
+
+
+class GRURouter(nn.Module):
+    """The RMoE router, one instance shared by every layer::
+
+        x = W1 h,   r = GRU(x, r_prev),   logits = W2 r      W1 (H_r, d), W2 (E, H_r)
+
+    ``forward(h (N, d), r_prev (N, H_r) or None) → (logits (N, E), r (N, H_r))``; None is the
+    zero state before the first layer. The GRU is :class:`minirec.cells.torch_ops.GRU` run for
+    one step (a length-1 sequence); its weights are ``gru.weight_ih_l0``, ... as torch.nn's.
+    """
+
+    def __init__(self, d, n_experts, hidden_size, *, device=None, dtype=None):
+        super().__init__()
+        kw = {"device": device, "dtype": dtype}
+        self.hidden_size = hidden_size
+        self.W1 = nn.Linear(d, hidden_size, bias=False, **kw)
+        self.gru = GRU(hidden_size, hidden_size, **kw)
+        self.W2 = nn.Linear(hidden_size, n_experts, bias=False, **kw)
+
+    def forward(self, h, r_prev=None):
+        x = self.W1(h)                                          # x^(l) = W1 h^(l)
+        if r_prev is None:
+            r_prev = x.new_zeros((h.shape[0], self.hidden_size))  # r^(−1) = 0
+        _, r = self.gru(x.unsqueeze(0), r_prev.unsqueeze(0))    # one GRU step: (1, N, H_r)
+        r = r[0]
+        return self.W2(r), r                                    # logits = W2 r^(l)
+
+    def reference_params(self):
+        """The router dict of :func:`minirec.routing.reference.gru_router_step` (float64 NumPy)."""
+        def np64(t):
+            return t.detach().cpu().double().numpy()
+        return {"W1": np64(self.W1.weight), "W2": np64(self.W2.weight),
+                "gru": {k: np64(v) for k, v in self.gru.layer_params(0).items()}}
+
+
+class MoEStack(nn.Module):
+    """L residual MoE layers, ``h^(l+1) = h^(l) + MoE_l(h^(l))``, routed by ``router``:
+    ``"linear"`` (an independent :class:`LinearRouter` per layer) or ``"gru"`` (one
+    :class:`GRURouter` shared by all layers, its state carried from layer l to l+1).
+
+    ``forward(h (N, d)) → (h^(L) (N, d), info)`` with ``info``: ``balance_loss`` (the mean over
+    layers), ``logits (L, N, E)``, ``indices (L, N, k)``, ``slots (L, N, k)``.
+    """
+
+    def __init__(self, d, n_experts, k, n_layers, d_ff, *, router="linear", router_hidden=None,
+                 capacity_factor=None, normalize=True, device=None, dtype=None):
+        super().__init__()
+        if router not in ("linear", "gru"):
+            raise ValueError(f"router must be 'linear' or 'gru'; got {router!r}")
+        kw = {"device": device, "dtype": dtype}
+        self.router_kind = router
+        self.layers = nn.ModuleList(
+            MoELayer(d, n_experts, k, d_ff, capacity_factor=capacity_factor, normalize=normalize,
+                     **kw) for _ in range(n_layers))
+        if router == "linear":
+            self.routers = nn.ModuleList(LinearRouter(d, n_experts, **kw) for _ in range(n_layers))
+        else:
+            self.router = GRURouter(d, n_experts, router_hidden or d, **kw)
+
+    def _router(self, layer):
+        return self.routers[layer] if self.router_kind == "linear" else self.router
+
+    def forward(self, h):
+        if h.dim() != 2:
+            raise ValueError(f"h must have shape (N, d) (tokens flattened); got {tuple(h.shape)}")
+        state, infos = None, []
+        for layer, moe in enumerate(self.layers):
+            logits, state = self._router(layer)(h, state)       # the GRU state goes on to l+1
+            y, info = moe(h, logits)
+            h = h + y
+            infos.append({**info, "logits": logits})
+        out = {"balance_loss": torch.stack([i["balance_loss"] for i in infos]).mean()}
+        for key in ("logits", "indices", "slots"):
+            out[key] = torch.stack([i[key] for i in infos])
+        return h, out
+
+    def reference_kwargs(self):
+        """Keyword arguments for :func:`minirec.routing.reference.moe_stack_forward` computing
+        the same stack in float64 NumPy."""
+        experts = [moe.experts.reference_experts() for moe in self.layers]
+        kw = {"layer_experts": experts, "k": self.layers[0].k,
+              "normalize": self.layers[0].normalize}
+        if self.router_kind == "linear":
+            kw["router_weights"] = [np.asarray(r.proj.weight.detach().cpu().double())
+                                    for r in self.routers]
+        else:
+            kw["gru_router"] = self.router.reference_params()
+        return kw
+
+
+class LinearRouterMoE(MoEStack):
+    """:class:`MoEStack` with an independent linear router in every layer (the usual SMoE)."""
+
+    def __init__(self, d, n_experts, k, n_layers, d_ff, **kw):
+        super().__init__(d, n_experts, k, n_layers, d_ff, router="linear", **kw)
+
+
+class GRURouterMoE(MoEStack):
+    """:class:`MoEStack` with the RMoE router: one GRU cell shared across layers."""
+
+    def __init__(self, d, n_experts, k, n_layers, d_ff, *, router_hidden=None, **kw):
+        super().__init__(d, n_experts, k, n_layers, d_ff, router="gru",
+                         router_hidden=router_hidden, **kw)

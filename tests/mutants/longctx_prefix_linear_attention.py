@@ -1,0 +1,90 @@
+"""Wrong answers to JRT's prefix-linear attention:
+``prefix_linear_attention(q, k, v, k_enc, v_enc) -> o``, φ = elu + 1,
+q, k (T, d_k), v, o (T, d_v), k_enc (M, d_k), v_enc (M, d_v)."""
+
+import numpy as np
+
+from . import mutant
+
+MUTANTS: list = []
+
+
+def phi(x):
+    return np.where(x > 0, x + 1.0, np.exp(np.minimum(x, 0.0)))
+
+
+def blank(q, k, v, k_enc, v_enc):
+    raise NotImplementedError
+
+
+def correct(q, k, v, k_enc, v_enc):
+    """By the masked formula, one query at a time."""
+    out = []
+    for i in range(len(q)):
+        keys = np.vstack([phi(k_enc), phi(k[:i + 1])])
+        values = np.vstack([v_enc, v[:i + 1]])
+        weights = keys @ phi(q[i])
+        out.append(weights @ values / weights.sum())
+    return np.array(out)
+
+
+def _causal(q, k, v, S, z):
+    o = np.zeros((len(q), v.shape[1]))
+    for t in range(len(q)):
+        S = S + np.outer(phi(k[t]), v[t])
+        z = z + phi(k[t])
+        o[t] = phi(q[t]) @ S / (phi(q[t]) @ z)
+    return o
+
+
+@mutant(MUTANTS, "the prompt's encoder sums are missing", wrong={"o"})
+def no_encoder(q, k, v, k_enc, v_enc):
+    return _causal(q, k, v, np.zeros((q.shape[1], v.shape[1])), np.zeros(q.shape[1]))
+
+
+@mutant(MUTANTS, "the prompt is read causally", wrong={"o"})
+def causal_prompt(q, k, v, k_enc, v_enc):
+    o = np.zeros((len(q), v.shape[1]))
+    for i in range(len(q)):
+        m = min(i + 1, len(k_enc))
+        keys = np.vstack([phi(k_enc[:m]), phi(k[:i + 1])])
+        w = keys @ phi(q[i])
+        o[i] = w @ np.vstack([v_enc[:m], v[:i + 1]]) / w.sum()
+    return o
+
+
+@mutant(MUTANTS, "the encoder sum is missing from the normaliser", wrong={"o"})
+def numerator_only(q, k, v, k_enc, v_enc):
+    S = phi(k_enc).T @ v_enc
+    o = np.zeros((len(q), v.shape[1]))
+    S_dec, z_dec = np.zeros_like(S), np.zeros(q.shape[1])
+    for t in range(len(q)):
+        S_dec = S_dec + np.outer(phi(k[t]), v[t])
+        z_dec = z_dec + phi(k[t])
+        o[t] = phi(q[t]) @ (S + S_dec) / (phi(q[t]) @ z_dec)
+    return o
+
+
+@mutant(MUTANTS, "the tokens' own keys are read non-causally", wrong={"o"})
+def everything_bidirectional(q, k, v, k_enc, v_enc):
+    keys = np.vstack([phi(k_enc), phi(k)])
+    w = phi(q) @ keys.T
+    return w @ np.vstack([v_enc, v]) / w.sum(axis=1, keepdims=True)
+
+
+@mutant(MUTANTS, "the prompt's tokens are left out of the causal sum", wrong={"o"})
+def prompt_counted_once(q, k, v, k_enc, v_enc):
+    M = len(k_enc)
+    S, z = phi(k_enc).T @ v_enc, phi(k_enc).sum(axis=0)
+    o = np.zeros((len(q), v.shape[1]))
+    for t in range(len(q)):
+        if t >= M:
+            S = S + np.outer(phi(k[t]), v[t])
+            z = z + phi(k[t])
+        o[t] = phi(q[t]) @ S / (phi(q[t]) @ z)
+    return o
+
+
+@mutant(MUTANTS, "φ not applied to the encoder keys", wrong={"o"})
+def raw_encoder_keys(q, k, v, k_enc, v_enc):
+    return _causal(q, k, v, k_enc.T @ v_enc, k_enc.sum(axis=0))

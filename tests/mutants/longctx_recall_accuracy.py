@@ -1,0 +1,67 @@
+"""Wrong answers to the recall accuracy metric: ``recall_accuracy(logits, targets) -> float``,
+logits (T, B, V), targets (T, B) with -100 where nothing is asked."""
+
+import numpy as np
+
+from . import mutant
+
+MUTANTS: list = []
+
+
+def blank(logits, targets):
+    raise NotImplementedError
+
+
+def correct(logits, targets):
+    hits = asked = 0
+    for t in range(targets.shape[0]):
+        for b in range(targets.shape[1]):
+            if targets[t, b] != -100:
+                asked += 1
+                hits += int(np.argmax(logits[t, b]) == targets[t, b])
+    return hits / asked
+
+
+@mutant(MUTANTS, "the positions where nothing is asked are counted (as misses)",
+        wrong={"accuracy"})
+def mean_over_everything(logits, targets):
+    return float((logits.argmax(-1) == targets).mean())
+
+
+@mutant(MUTANTS, "the positions where nothing is asked are counted (as hits)",
+        wrong={"accuracy"})
+def ignored_count_as_right(logits, targets):
+    ok = (logits.argmax(-1) == targets) | (targets == -100)
+    return ok.mean()
+
+
+@mutant(MUTANTS, "argmax over the wrong axis")
+def argmax_over_batch(logits, targets):
+    pred = logits.argmax(axis=1)
+    mask = targets != -100
+    return float((pred == targets)[mask].mean())
+
+
+@mutant(MUTANTS, "you scored whole sequences", wrong={"accuracy"})
+def exact_match_per_sequence(logits, targets):
+    pred = logits.argmax(-1)
+    scores = []
+    for b in range(targets.shape[1]):
+        m = targets[:, b] != -100
+        scores.append(float(np.all(pred[m, b] == targets[m, b])))
+    return sum(scores) / len(scores)
+
+
+@mutant(MUTANTS, "shifted by one step", wrong={"accuracy"})
+def shifted_targets(logits, targets):
+    pred = logits.argmax(-1)[:-1]
+    nxt = targets[1:]
+    m = nxt != -100
+    return float((pred[m] == nxt[m]).mean())
+
+
+@mutant(MUTANTS, "the result must be one number")
+def per_sequence_accuracies(logits, targets):
+    pred = logits.argmax(-1)
+    m = targets != -100
+    return ((pred == targets) & m).sum(axis=0) / m.sum(axis=0)

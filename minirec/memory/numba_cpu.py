@@ -1,0 +1,116 @@
+r"""Compiled per-token updates of the linear memories of :mod:`minirec.memory.reference`.
+
+Same signatures and results as the functions of the same name there (the specification), which
+the tests hold these to. Notation as there::
+
+    T  time steps    d_k  key size    d_v  value size    M, S  (d_v, d_k)
+
+One step is two passes over the d_v × d_k memory: the prediction error r = M k − v (a
+matrix-vector product), then one fused pass that updates S and M and accumulates y = M q, so
+that M is read from and written to memory once per token. NumPy needs about eight whole-array
+operations, each with its own temporary, for the same step. Results have the input's dtype;
+sums over d_k accumulate in float64.
+
+The chunked form has no kernel here: it is a few large array operations and two scans, which
+the reference already runs compiled (``minirec.memory`` runs it for ``backend="numba"``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["hebbian_memory", "delta_rule_memory", "titans_linear"]
+
+_JIT = dict(cache=True, error_model="numpy")
+
+
+@njit(**_JIT)
+def _titans_kernel(k, v, q, eta, theta, alpha, M, S, y):
+    """Titans per token; M, S (d_v, d_k) updated in place; y (T, d_v) written.
+    Hebbian and the delta rule are special cases, selected by the caller's gates and mode."""
+    T, d_k = k.shape
+    d_v = v.shape[1]
+    r = np.empty(d_v, np.float64)
+    for t in range(T):
+        for i in range(d_v):                                 # r = M_{t−1} k_t − v_t
+            acc = 0.0
+            for j in range(d_k):
+                acc += M[i, j] * k[t, j]
+            r[i] = acc - v[t, i]
+        step = 2.0 * theta[t]
+        keep = 1.0 - alpha[t]
+        for i in range(d_v):
+            g = step * r[i]
+            acc = 0.0
+            for j in range(d_k):
+                s = eta[t] * S[i, j] - g * k[t, j]           # S_t = η S − θ · 2 (M k − v) kᵀ
+                m = keep * M[i, j] + s                       # M_t = (1 − α) M + S_t
+                S[i, j] = s
+                M[i, j] = m
+                acc += m * q[t, j]                           # y_t = M_t q_t
+            y[t, i] = acc
+
+
+@njit(**_JIT)
+def _delta_kernel(k, v, q, theta, hebbian, M, y):
+    """Delta rule per token (Hebbian when ``hebbian``: the error is v itself, θ = 1)."""
+    T, d_k = k.shape
+    d_v = v.shape[1]
+    err = np.empty(d_v, np.float64)
+    for t in range(T):
+        for i in range(d_v):
+            if hebbian:
+                err[i] = v[t, i]                             # M_t = M + v_t k_tᵀ
+            else:
+                acc = 0.0
+                for j in range(d_k):
+                    acc += M[i, j] * k[t, j]
+                err[i] = theta[t] * (v[t, i] - acc)          # θ_t (v_t − M k_t)
+        for i in range(d_v):
+            acc = 0.0
+            for j in range(d_k):
+                m = M[i, j] + err[i] * k[t, j]               # M_t = M + θ (v − M k) kᵀ
+                M[i, j] = m
+                acc += m * q[t, j]
+            y[t, i] = acc
+
+
+def _contiguous(*arrays):
+    return [np.ascontiguousarray(a) for a in arrays]
+
+
+def _memory(k, v, M0):
+    dtype = np.result_type(k, v)
+    if M0 is None:
+        return np.zeros((v.shape[1], k.shape[1]), dtype)
+    return np.array(M0, dtype=dtype, order="C")
+
+
+def hebbian_memory(k, v, q, M0=None):
+    """As :func:`minirec.memory.reference.hebbian_memory`, compiled."""
+    k, v, q = _contiguous(k, v, q)
+    M = _memory(k, v, M0)
+    y = np.empty((k.shape[0], v.shape[1]), M.dtype)
+    _delta_kernel(k, v, q, np.ones(k.shape[0], M.dtype), True, M, y)
+    return y, M
+
+
+def delta_rule_memory(k, v, q, theta, M0=None):
+    """As :func:`minirec.memory.reference.delta_rule_memory`, compiled."""
+    k, v, q = _contiguous(k, v, q)
+    M = _memory(k, v, M0)
+    y = np.empty((k.shape[0], v.shape[1]), M.dtype)
+    _delta_kernel(k, v, q, np.ascontiguousarray(theta, dtype=M.dtype), False, M, y)
+    return y, M
+
+
+def titans_linear(k, v, q, eta, theta, alpha, state=None):
+    """As :func:`minirec.memory.reference.titans_linear`, compiled."""
+    k, v, q = _contiguous(k, v, q)
+    M = _memory(k, v, None if state is None else state[0])
+    S = np.zeros_like(M) if state is None else np.array(state[1], dtype=M.dtype, order="C")
+    y = np.empty((k.shape[0], v.shape[1]), M.dtype)
+    eta, theta, alpha = (np.ascontiguousarray(g, dtype=M.dtype) for g in (eta, theta, alpha))
+    _titans_kernel(k, v, q, eta, theta, alpha, M, S, y)
+    return y, (M, S)

@@ -1,0 +1,102 @@
+"""The workspace exercise checks (lesson 08) discriminate: right answers pass, blanks are "not
+attempted", every typical wrong answer (tests/mutants/workspace_*.py) is rejected with its
+diagnosis and the right tensors marked, and every suspect is reachable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from minirec.check import CheckFailed, run_check
+from minirec.check import workspace as checks
+from minirec.check.workspace import (
+    check_hand_set_program,
+    check_increment_module,
+    check_workspace_write,
+)
+from minirec.workspace import reference as ref
+
+try:  # `python -m pytest` (the repository root on sys.path) or a tests/ package
+    from tests.mutants import assert_blank_not_attempted, assert_rejected_with_diagnosis
+    from tests.mutants import workspace_hand_set_program as m_program
+    from tests.mutants import workspace_increment as m_increment
+    from tests.mutants import workspace_write as m_write
+except ImportError:  # plain `pytest`: tests/ itself is on sys.path
+    from mutants import assert_blank_not_attempted, assert_rejected_with_diagnosis
+    from mutants import workspace_hand_set_program as m_program
+    from mutants import workspace_increment as m_increment
+    from mutants import workspace_write as m_write
+
+EXERCISES = {
+    "increment_module": (check_increment_module, ref.increment_module, m_increment,
+                         checks._increment_exercise, 4),
+    "workspace_write": (check_workspace_write, ref.workspace_write, m_write,
+                        checks._write_exercise, 4),
+    "hand_set_program": (check_hand_set_program, ref.hand_set_program, m_program,
+                         checks._program_exercise, 4),
+}
+MUTANTS = [(name, m) for name, spec in EXERCISES.items() for m in spec[2].MUTANTS]
+
+
+def test_mutant_library_is_large_enough():
+    per_check = {name: len(v[2].MUTANTS) for name, v in EXERCISES.items()}
+    assert all(n >= 5 for n in per_check.values()), per_check
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_reference_passes(name, capsys):
+    check, reference, *_rest, n_cases = EXERCISES[name]
+    assert check(reference) is None
+    assert capsys.readouterr().out == f"✓ {name}: passed on {n_cases} cases\n"
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_independent_correct_solution_passes(name, capsys):
+    check, _ref, module, *_ = EXERCISES[name]
+    check(module.correct)
+    assert capsys.readouterr().out.startswith(f"✓ {name}: passed")
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_blank_is_not_attempted(name):
+    check, _ref, module, *_ = EXERCISES[name]
+    assert_blank_not_attempted(check, module.blank)
+
+
+@pytest.mark.parametrize("name,mutant", MUTANTS, ids=[f"{n}-{m.name}" for n, m in MUTANTS])
+def test_mutant_is_rejected_with_its_diagnosis(name, mutant):
+    assert_rejected_with_diagnosis(EXERCISES[name][0], name, mutant)
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_every_suspect_diagnoses_itself(name):
+    ex = EXERCISES[name][3]()
+    assert len(ex.suspects) >= 5
+    for suspect in ex.suspects:
+        with pytest.raises(CheckFailed) as info:
+            run_check(ex, suspect.fn)
+        assert info.value.diagnosis.endswith(suspect.message), suspect.message
+
+
+def test_cases_cover_a_single_example_and_several():
+    for name in EXERCISES:
+        sizes = {c.sizes["B"] for c in EXERCISES[name][3]().cases}
+        assert 1 in sizes and max(sizes) >= 4, (name, sizes)
+
+
+def test_program_cases_hold_the_extreme_addends():
+    for case in checks._program_exercise().cases:
+        b, K = case.args
+        assert b.max() == K - 2
+        assert len(b) == 1 or b.min() == 0
+
+
+def test_the_program_placed_last_still_adds():
+    """The suspect that puts the increments after the outputs is rejected for its order, not
+    for its sum: the diagnosis says it still adds, and it does."""
+    suspect = checks._program_suspects()[-1]
+    b, K = np.array([0, 3, 5]), 7
+    a = np.array([4, 9, 6])
+    out = ref.run_program(ref.one_hot(a, 10), suspect.fn(b, K))
+    np.testing.assert_array_equal(ref.read_out(out[-1]), (a + b) % 10)
+    assert "still adds" in suspect.message

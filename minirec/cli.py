@@ -1,7 +1,12 @@
-"""The ``minirec`` command: regenerate the notebooks from ``lessons/`` and build the website.
+"""The ``minirec`` command: regenerate the notebooks from ``lessons/`` and build the website;
+run a learner's exercise notebooks; grade a folder of submissions.
 
     minirec build [--no-execute] [--no-book] [--check] [LESSON ...]
     minirec book
+    minirec check [--timeout S] NOTEBOOK ...
+    minirec grade SUBMISSIONS_DIR --out grades.csv [--timeout S] [--sandbox auto|on|off]
+
+``check`` and ``grade`` only parse and print here; the engine is :mod:`minirec.grading`.
 """
 
 from __future__ import annotations
@@ -51,11 +56,89 @@ def _parser() -> argparse.ArgumentParser:
         description="Copy solutions/*.ipynb into book/lessons/ and build the website into "
         "book/_build/html/ without executing anything.",
     )
+    _add_check(commands)
+    _add_grade(commands)
     return parser
+
+
+def _add_check(commands) -> None:
+    from minirec.grading import CHECK_TIMEOUT_S
+
+    check = commands.add_parser(
+        "check",
+        help="run your filled-in exercise notebooks and report each exercise",
+        description="Run each notebook from top to bottom in a fresh kernel (in the notebook's "
+        "folder; the file is not modified) and print, per exercise, passed / not yet "
+        "attempted / failed with the check's diagnosis. Exit status 0 only when every "
+        "attempted exercise passes.",
+    )
+    check.add_argument("notebooks", nargs="+", metavar="NOTEBOOK",
+                       help="exercise notebooks, e.g. exercises/01_cells.ipynb")
+    check.add_argument("--timeout", type=float, default=CHECK_TIMEOUT_S, metavar="S",
+                       help=f"time limit per notebook, in seconds (default {CHECK_TIMEOUT_S})")
+
+
+def _add_grade(commands) -> None:
+    from minirec.grading import GRADE_TIMEOUT_S, MAX_NOTEBOOK_BYTES
+
+    grade = commands.add_parser(
+        "grade",
+        help="grade a folder of submitted exercise notebooks into a CSV file",
+        description="Run each submission (a .ipynb file in SUBMISSIONS_DIR, or a sub-folder "
+        "holding one .ipynb) in isolation with a time limit, and write one row per "
+        "submission (status, score, one column per exercise) to --out. Broken "
+        "submissions are recorded and grading goes on. See `minirec.grading` for the "
+        "isolation and its limits.",
+    )
+    grade.add_argument("submissions", metavar="SUBMISSIONS_DIR", help="the collected notebooks")
+    grade.add_argument("--out", required=True, metavar="CSV", help="the grades file to write")
+    grade.add_argument("--timeout", type=float, default=GRADE_TIMEOUT_S, metavar="S",
+                       help=f"time limit per submission, in seconds (default {GRADE_TIMEOUT_S})")
+    grade.add_argument("--sandbox", choices=["auto", "on", "off"], default="auto",
+                       help="run kernels in a read-only sandbox (Linux user namespaces): auto "
+                       "= where it works (default), on = refuse to grade without it, off")
+    grade.add_argument("--max-bytes", type=int, default=MAX_NOTEBOOK_BYTES, metavar="N",
+                       help=f"larger notebooks are not run (default {MAX_NOTEBOOK_BYTES})")
+    grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _run_check(args) -> int:
+    from minirec import grading
+
+    all_ok = True
+    for name in args.notebooks:
+        result = grading.check_notebook(name, time_limit=args.timeout)
+        print(grading.format_check(name, result), flush=True)
+        all_ok = all_ok and result.ok()
+    return 0 if all_ok else 1
+
+
+def _run_grade(args) -> int:
+    from minirec import grading
+
+    folder, out = Path(args.submissions), Path(args.out)
+    if not folder.is_dir():
+        print(f"minirec grade: {folder} is not a folder", file=sys.stderr)
+        return 2
+    try:
+        report = grading.grade(folder, time_limit=args.timeout, sandbox=args.sandbox,
+                               max_bytes=args.max_bytes, exclude=[out],
+                               progress=not args.no_progress)
+    except RuntimeError as exc:
+        print(f"minirec grade: {exc}", file=sys.stderr)
+        return 2
+    grading.write_csv(report, out)
+    print(grading.format_summary(report))
+    print(f"Wrote {out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "check":
+        return _run_check(args)
+    if args.command == "grade":
+        return _run_grade(args)
     try:
         root = notebooks.find_root()
         if args.command == "build":

@@ -39,7 +39,7 @@ from minirec.cells import reference as cells
 __all__ = [
     "softmax", "top_k_route", "capacity_from_factor", "expert_slots", "dispatch", "combine",
     "load_balance_loss", "expert_load", "dense_mixture", "moe_layer", "swiglu_expert", "silu",
-    "linear_router", "gru_router_step", "moe_stack_forward", "init_gru_router",
+    "linear_router", "gru_router_step", "moe_stack_forward", "init_gru_router", "layer_norm",
 ]
 
 
@@ -224,9 +224,17 @@ def init_gru_router(d, n_experts, hidden_size, *, rng, dtype=np.float64):
     }
 
 
+def layer_norm(h, eps=1e-5):
+    """(h − mean) / sqrt(var + eps) over the last axis, no learned scale or shift."""
+    mu = h.mean(axis=-1, keepdims=True)
+    var = ((h - mu) ** 2).mean(axis=-1, keepdims=True)
+    return (h - mu) / np.sqrt(var + eps)
+
+
 def moe_stack_forward(h, layer_experts, k, *, router_weights=None, gru_router=None,
-                      normalize=True, capacity=None):
-    """A residual stack of MoE layers, ``h^(l+1) = h^(l) + MoE_l(h^(l))``.
+                      normalize=True, capacity=None, norm=False):
+    """A residual stack of MoE layers, ``h^(l+1) = h^(l) + MoE_l(u^(l))`` where the router and
+    the experts read ``u^(l) = h^(l)``, or ``layer_norm(h^(l))`` with ``norm=True``.
 
     ``h (N, d)``; ``layer_experts`` a list of L lists of E callables ``(n, d) → (n, d)``. Give
     either ``router_weights`` (L matrices ``(E, d)``: independent linear routers) or
@@ -241,11 +249,12 @@ def moe_stack_forward(h, layer_experts, k, *, router_weights=None, gru_router=No
         r = np.zeros((h.shape[0], gru_router["W1"].shape[0]), dtype=h.dtype)  # r^(−1) = 0
     all_logits, all_indices = [], []
     for layer, experts in enumerate(layer_experts):
+        u = layer_norm(h) if norm else h
         if gru_router is None:
-            logits = linear_router(h, router_weights[layer])
+            logits = linear_router(u, router_weights[layer])
         else:
-            logits, r = gru_router_step(h, r, gru_router)       # state carried to the next layer
-        y, _, indices, _ = moe_layer(h, logits, experts, k, capacity=capacity, normalize=normalize)
+            logits, r = gru_router_step(u, r, gru_router)       # state carried to the next layer
+        y, _, indices, _ = moe_layer(u, logits, experts, k, capacity=capacity, normalize=normalize)
         h = h + y
         all_logits.append(logits)
         all_indices.append(indices)

@@ -228,21 +228,25 @@ class GRURouter(nn.Module):
 
 
 class MoEStack(nn.Module):
-    """L residual MoE layers, ``h^(l+1) = h^(l) + MoE_l(h^(l))``, routed by ``router``:
+    """L residual MoE layers, ``h^(l+1) = h^(l) + MoE_l(u^(l))``, routed by ``router``:
     ``"linear"`` (an independent :class:`LinearRouter` per layer) or ``"gru"`` (one
     :class:`GRURouter` shared by all layers, its state carried from layer l to l+1).
+
+    ``u^(l)`` is what the router and the experts read: ``h^(l)`` itself, or with ``norm=True``
+    its layer norm without learned scale (``(h − mean) / sqrt(var + 1e-5)`` over d: the pre-norm
+    of LLaMA-style blocks, which keeps the residual stream from growing).
 
     ``forward(h (N, d)) → (h^(L) (N, d), info)`` with ``info``: ``balance_loss`` (the mean over
     layers), ``logits (L, N, E)``, ``indices (L, N, k)``, ``slots (L, N, k)``.
     """
 
     def __init__(self, d, n_experts, k, n_layers, d_ff, *, router="linear", router_hidden=None,
-                 capacity_factor=None, normalize=True, device=None, dtype=None):
+                 capacity_factor=None, normalize=True, norm=False, device=None, dtype=None):
         super().__init__()
         if router not in ("linear", "gru"):
             raise ValueError(f"router must be 'linear' or 'gru'; got {router!r}")
         kw = {"device": device, "dtype": dtype}
-        self.router_kind = router
+        self.router_kind, self.norm = router, norm
         self.layers = nn.ModuleList(
             MoELayer(d, n_experts, k, d_ff, capacity_factor=capacity_factor, normalize=normalize,
                      **kw) for _ in range(n_layers))
@@ -259,8 +263,9 @@ class MoEStack(nn.Module):
             raise ValueError(f"h must have shape (N, d) (tokens flattened); got {tuple(h.shape)}")
         state, infos = None, []
         for layer, moe in enumerate(self.layers):
-            logits, state = self._router(layer)(h, state)       # the GRU state goes on to l+1
-            y, info = moe(h, logits)
+            u = F.layer_norm(h, h.shape[-1:]) if self.norm else h
+            logits, state = self._router(layer)(u, state)       # the GRU state goes on to l+1
+            y, info = moe(u, logits)
             h = h + y
             infos.append({**info, "logits": logits})
         out = {"balance_loss": torch.stack([i["balance_loss"] for i in infos]).mean()}
@@ -273,7 +278,7 @@ class MoEStack(nn.Module):
         the same stack in float64 NumPy."""
         experts = [moe.experts.reference_experts() for moe in self.layers]
         kw = {"layer_experts": experts, "k": self.layers[0].k,
-              "normalize": self.layers[0].normalize}
+              "normalize": self.layers[0].normalize, "norm": self.norm}
         if self.router_kind == "linear":
             kw["router_weights"] = [np.asarray(r.proj.weight.detach().cpu().double())
                                     for r in self.routers]

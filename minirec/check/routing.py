@@ -1,0 +1,266 @@
+r"""Checks for the exercises on mixture-of-experts routing (lesson 07).
+
+Each ``check_*`` function takes the learner's function, runs it and the reference
+(:mod:`minirec.routing.reference`) on a few float64 cases, prints ``✓ <name>: passed on N cases``
+when they agree, and otherwise raises :class:`~minirec.check.CheckFailed` with a per-tensor
+table and a diagnosis.
+
+The cases use awkward sizes (N tokens ≠ E experts ≠ d ≠ H_r, so that a transposed weight or a
+softmax over the wrong axis changes a shape or a value), k = 1, 2 and k = E, and one case of
+logits near 720, where a softmax without its max shift overflows to NaN.
+
+Exercise signatures::
+
+    top_k_route(logits, k) -> (weights (N, k), indices (N, k))       best first, rows sum to 1
+    load_balance_loss(probs, indices) -> loss ()                      E · Σ_e f_e · P_e
+    gru_router_step(h, r_prev, router) -> (logits (N, E), r (N, H_r)) the RMoE router, one layer
+
+The *suspects* below are written from the equations, one mistake each, in the learner's terms.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+from minirec.cells import reference as cells
+from minirec.check._core import Case, CheckFailed, Exercise, Suspect, run_check
+from minirec.routing import reference as ref
+
+__all__ = ["check_top_k_route", "check_load_balance_loss", "check_gru_router_step"]
+
+
+def _pair(name, first, second, integer=()):
+    """outputs() for a function returning a pair; the ``integer`` names (expert numbers) are
+    compared as float64 so that their int dtype is not flagged as lost precision."""
+    def outputs(result, case):
+        if not (isinstance(result, (tuple, list)) and len(result) == 2):
+            what = (f"a {type(result).__name__} of length {len(result)}"
+                    if isinstance(result, (tuple, list)) else f"a {type(result).__name__}")
+            raise CheckFailed(f"{name} must return the pair ({first}, {second}); got {what}")
+        out = {first: result[0], second: result[1]}
+        for key in integer:
+            if isinstance(out[key], np.ndarray) and np.issubdtype(out[key].dtype, np.integer):
+                out[key] = out[key].astype(np.float64)
+        return out
+    return outputs
+
+
+def _scalar(name):
+    def outputs(result, case):
+        if isinstance(result, (tuple, list, dict)):
+            raise CheckFailed(f"{name} must return one number (a 0-d array or a float); got a "
+                              f"{type(result).__name__}")
+        return {"loss": result}
+    return outputs
+
+
+# ---------------------------------------------------------------------------------------------
+# Top-k routing
+# ---------------------------------------------------------------------------------------------
+
+def _top_k_variant(logits, k, *, axis=1, renormalize=True, largest=True, order="best",
+                   from_logits=False):
+    """top_k_route with one mistake switched on. (A softmax without its max shift is caught by
+    the large-logits case: it returns NaN there, which the table's notes point out.)"""
+    e = np.exp(logits - logits.max(axis=axis, keepdims=True))
+    p = e / e.sum(axis=axis, keepdims=True)
+    score = logits if from_logits else p
+    ranked = np.argsort(-score if largest else score, axis=1, kind="stable")[:, :k]
+    if order == "index":
+        ranked = np.sort(ranked, axis=1)
+    w = np.take_along_axis(score, ranked, axis=1)
+    if renormalize:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = w / w.sum(axis=1, keepdims=True)
+    return w, ranked
+
+
+def _top_k_suspect(message, **mistake):
+    return Suspect(message, lambda logits, k: _top_k_variant(logits, k, **mistake))
+
+
+def _top_k_suspects():
+    return (
+        _top_k_suspect("softmax over the wrong axis: the probabilities of one token are over the "
+                       "E experts (axis 1, each row sums to 1); you normalised each expert over "
+                       "the N tokens (axis 0)", axis=0),
+        _top_k_suspect("the kept weights are not renormalised: after taking the top k "
+                       "probabilities divide them by their sum, w_j = p_j / Σ_j p_j, so that the "
+                       "k weights of a token sum to 1", renormalize=False),
+        _top_k_suspect("you kept the k LEAST likely experts: sort by decreasing probability "
+                       "(np.argsort(-p) or p.argsort()[:, ::-1])", largest=False),
+        _top_k_suspect("the experts are in index order, not best first: return them sorted by "
+                       "decreasing probability (indices[:, 0] is the top choice)", order="index"),
+        _top_k_suspect("the weights are the raw logits renormalised, not probabilities: apply "
+                       "the softmax first, p = softmax(logits), then take p of the top k",
+                       from_logits=True),
+    )
+
+
+def _top_k_cases(seed):
+    rng = np.random.default_rng(seed)
+    cases = []
+    for N, E, k, scale in ((7, 5, 2, 1.0), (3, 4, 1, 2.0), (6, 3, 3, 1.0)):
+        cases.append(Case((rng.normal(scale=scale, size=(N, E)), k), {"N": N, "E": E, "k": k}))
+    # logits around 720: exp overflows float64 (above 709.8) without the max shift, while
+    # p stays above the underflow limit (logit gaps below 745) so every weight is finite
+    big = 720.0 + rng.normal(scale=8.0, size=(5, 6))
+    cases.append(Case((big, 2), {"N": 5, "E": 6, "k": 2}))
+    return tuple(cases)
+
+
+def _top_k_reference(logits, k):
+    return ref.top_k_route(logits, k)
+
+
+@cache
+def _top_k_exercise():
+    return Exercise(
+        name="top_k_route", reference=_top_k_reference, cases=_top_k_cases(seed=2024),
+        suspects=_top_k_suspects(), outputs=_pair("top_k_route", "weights", "indices", integer=("indices",)),
+        shapes={"weights": ("N", "k"), "indices": ("N", "k")}, arg_names=("logits", "k"),
+        shape_hints={"weights": "Keep one row per token and k columns (the chosen experts)",
+                     "indices": "Keep one row per token and k columns (the chosen experts)"},
+    )
+
+
+def check_top_k_route(top_k_route) -> None:
+    """Check ``top_k_route(logits (N, E), k) -> (weights (N, k), indices (N, k))``: p = softmax
+    over the experts, the k most probable experts best first, their p renormalised to sum 1."""
+    run_check(_top_k_exercise(), top_k_route)
+
+
+# ---------------------------------------------------------------------------------------------
+# The load-balancing loss
+# ---------------------------------------------------------------------------------------------
+
+def _balance_variant(probs, indices, *, f_from="counts", per="choices", P_from="mean",
+                     factor=True, first_only=False):
+    N, E = probs.shape
+    chosen = indices[:, :1] if first_only else indices
+    counts = np.bincount(chosen.ravel(), minlength=E)
+    if f_from == "probs":
+        f = probs.mean(axis=0)
+    else:
+        f = counts / (chosen.size if per == "choices" else N)
+    P = probs.mean(axis=0) if P_from == "mean" else probs.sum(axis=0)
+    return (E if factor else 1) * np.sum(f * P)
+
+
+def _balance_suspect(message, **mistake):
+    return Suspect(message, lambda probs, indices: _balance_variant(probs, indices, **mistake))
+
+
+def _balance_suspects():
+    return (
+        _balance_suspect("the factor E is missing: the loss is E · Σ_e f_e · P_e, so that "
+                         "perfectly uniform routing gives 1 whatever the number of experts",
+                         factor=False),
+        _balance_suspect("f_e counts per token, not per choice: with k choices per token there "
+                         "are N·k choices; f_e = (choices of e) / (N·k) sums to 1 over the "
+                         "experts", per="tokens"),
+        _balance_suspect("f_e is the mean probability, not the fraction of choices: f_e counts "
+                         "the tokens actually sent to e (from indices); only P_e is the mean "
+                         "of probs", f_from="probs"),
+        _balance_suspect("P_e is a sum over the tokens, not a mean: P_e = (1/N) Σ_n p_ne",
+                         P_from="sum"),
+        _balance_suspect("only the first choices are counted: f_e counts every one of the k "
+                         "choices (all columns of indices)", first_only=True),
+    )
+
+
+def _balance_cases(seed):
+    rng = np.random.default_rng(seed)
+    cases = []
+    for N, E, k in ((9, 4, 2), (5, 3, 1), (12, 5, 3), (6, 4, 4)):
+        probs = ref.softmax(rng.normal(scale=1.5, size=(N, E)), axis=1)
+        indices = ref.top_k_route(np.log(probs), k)[1]
+        cases.append(Case((probs, indices), {"N": N, "E": E, "k": k}))
+    return tuple(cases)
+
+
+@cache
+def _balance_exercise():
+    return Exercise(
+        name="load_balance_loss", reference=ref.load_balance_loss, cases=_balance_cases(seed=7),
+        suspects=_balance_suspects(), outputs=_scalar("load_balance_loss"),
+        shapes={"loss": ()}, arg_names=("probs", "indices"),
+        shape_hints={"loss": "Return one number: sum over the experts (and average over the "
+                             "tokens), keeping no axis"},
+    )
+
+
+def check_load_balance_loss(load_balance_loss) -> None:
+    """Check ``load_balance_loss(probs (N, E), indices (N, k)) -> loss ()``:
+    E · Σ_e f_e · P_e, f_e the fraction of the N·k choices sent to e, P_e = mean_n p_ne."""
+    run_check(_balance_exercise(), load_balance_loss)
+
+
+# ---------------------------------------------------------------------------------------------
+# The RMoE router step
+# ---------------------------------------------------------------------------------------------
+
+def _router_variant(h, r_prev, router, *, state="carried", skip_gru=False, swap=False,
+                    logits_from="new", result="new"):
+    x = h @ router["W1"].T
+    r0 = np.zeros_like(r_prev) if state == "zeros" else r_prev
+    r = cells.gru_step(r0, x, router["gru"]) if swap else cells.gru_step(x, r0, router["gru"])
+    if skip_gru:
+        r = x
+    source = {"new": r, "old": r_prev}[logits_from]
+    return source @ router["W2"].T, (r if result == "new" else r_prev)
+
+
+def _router_suspect(message, **mistake):
+    return Suspect(message, lambda h, r_prev, router: _router_variant(h, r_prev, router,
+                                                                      **mistake))
+
+
+def _router_suspects():
+    return (
+        _router_suspect("the router's state is not carried: r = GRU(x, r_prev) must start from "
+                        "the previous layer's r_prev, not from zeros (that is what makes the "
+                        "router recurrent over layers)", state="zeros"),
+        _router_suspect("the GRU was skipped: logits = W2 · GRU(W1 h, r_prev); you used "
+                        "x = W1 h directly as the new state", skip_gru=True),
+        _router_suspect("GRU input and state swapped: the GRU reads the token's projection "
+                        "x = W1 h as input and r_prev as state: gru_step(x, r_prev, params)",
+                        swap=True),
+        _router_suspect("the logits come from the OLD state: compute r = GRU(x, r_prev) first, "
+                        "then logits = W2 r with the new r", logits_from="old"),
+        _router_suspect("the state returned is the old one: return the new r, which the next "
+                        "layer will receive as r_prev", result="old"),
+    )
+
+
+def _router_cases(seed):
+    rng = np.random.default_rng(seed)
+    cases = []
+    for N, d, H, E, zero in ((5, 6, 7, 4, False), (3, 4, 5, 3, True), (8, 3, 4, 6, False)):
+        router = ref.init_gru_router(d, E, H, rng=rng)
+        router["gru"] = {k: v * 2.0 for k, v in router["gru"].items()}   # gates far from ½
+        h = rng.normal(size=(N, d))
+        r_prev = np.zeros((N, H)) if zero else rng.uniform(-0.9, 0.9, size=(N, H))
+        cases.append(Case((h, r_prev, router), {"N": N, "d": d, "H_r": H, "E": E}))
+    return tuple(cases)
+
+
+@cache
+def _router_exercise():
+    return Exercise(
+        name="gru_router_step", reference=ref.gru_router_step, cases=_router_cases(seed=11),
+        suspects=_router_suspects(), outputs=_pair("gru_router_step", "logits", "r"),
+        shapes={"logits": ("N", "E"), "r": ("N", "H_r")}, arg_names=("h", "r_prev", "router"),
+        matmul_hint=lambda case: ("W1 is (H_r, d) and W2 is (E, H_r): x = h @ W1.T, "
+                                  "logits = r @ W2.T"),
+        shape_hints={"logits": "logits has one score per expert: W2 r with W2 (E, H_r)",
+                     "r": "r is the GRU's new state (N, H_r), not the logits"},
+    )
+
+
+def check_gru_router_step(gru_router_step) -> None:
+    """Check ``gru_router_step(h (N, d), r_prev (N, H_r), router) -> (logits (N, E), r (N, H_r))``:
+    x = W1 h, r = GRU(x, r_prev) with minirec's GRU step, logits = W2 r."""
+    run_check(_router_exercise(), gru_router_step)

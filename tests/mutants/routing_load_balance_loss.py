@@ -1,0 +1,52 @@
+"""Wrong answers to ``load_balance_loss(probs, indices) -> loss``: E · Σ_e f_e · P_e, f_e the
+fraction of the N·k routing choices sent to expert e, P_e the mean router probability."""
+
+import numpy as np
+
+from . import mutant
+
+MUTANTS: list = []
+
+
+def blank(probs, indices):
+    raise NotImplementedError
+
+
+def correct(probs, indices):
+    N, E = probs.shape
+    onehot = (indices[:, :, None] == np.arange(E)).astype(float)      # (N, k, E)
+    f = onehot.mean(axis=(0, 1))
+    return float(E * f @ probs.mean(axis=0))
+
+
+@mutant(MUTANTS, "the factor E is missing", wrong={"loss"})
+def no_factor_e(probs, indices):
+    f = np.bincount(indices.ravel(), minlength=probs.shape[1]) / indices.size
+    return np.sum(f * probs.mean(axis=0))
+
+
+@mutant(MUTANTS, "f_e counts per token, not per choice", wrong={"loss"})
+def divided_by_tokens(probs, indices):
+    N, E = probs.shape
+    f = np.bincount(indices.ravel(), minlength=E) / N
+    return E * np.sum(f * probs.mean(axis=0))
+
+
+@mutant(MUTANTS, "f_e is the mean probability", wrong={"loss"})
+def squared_probs(probs, indices):
+    P = probs.mean(axis=0)
+    return probs.shape[1] * np.sum(P * P)
+
+
+@mutant(MUTANTS, "P_e is a sum over the tokens", wrong={"loss"})
+def summed_probs(probs, indices):
+    E = probs.shape[1]
+    f = np.bincount(indices.ravel(), minlength=E) / indices.size
+    return E * np.dot(f, probs.sum(axis=0))
+
+
+@mutant(MUTANTS, "only the first choices are counted", wrong={"loss"})
+def top1_counts(probs, indices):
+    E = probs.shape[1]
+    f = np.bincount(indices[:, 0], minlength=E) / len(indices)
+    return E * np.sum(f * probs.mean(axis=0))

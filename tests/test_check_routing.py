@@ -1,0 +1,105 @@
+"""The routing exercise checks (lesson 07) discriminate: right answers pass, blanks are "not
+attempted", every typical wrong answer (tests/mutants/routing_*.py) is rejected with its
+diagnosis and the right tensors marked, and every suspect is reachable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from minirec.check import CheckFailed, run_check
+from minirec.check import routing as checks
+from minirec.check.routing import (
+    check_gru_router_step,
+    check_load_balance_loss,
+    check_top_k_route,
+)
+from minirec.routing import reference as ref
+
+try:  # `python -m pytest` (the repository root on sys.path) or a tests/ package
+    from tests.mutants import assert_blank_not_attempted, assert_rejected_with_diagnosis
+    from tests.mutants import routing_gru_router_step as m_router
+    from tests.mutants import routing_load_balance_loss as m_balance
+    from tests.mutants import routing_top_k_route as m_top_k
+except ImportError:  # plain `pytest`: tests/ itself is on sys.path
+    from mutants import assert_blank_not_attempted, assert_rejected_with_diagnosis
+    from mutants import routing_gru_router_step as m_router
+    from mutants import routing_load_balance_loss as m_balance
+    from mutants import routing_top_k_route as m_top_k
+
+EXERCISES = {
+    "top_k_route": (check_top_k_route, checks._top_k_reference, m_top_k,
+                    checks._top_k_exercise, 4),
+    "load_balance_loss": (check_load_balance_loss, ref.load_balance_loss, m_balance,
+                          checks._balance_exercise, 4),
+    "gru_router_step": (check_gru_router_step, ref.gru_router_step, m_router,
+                        checks._router_exercise, 3),
+}
+MUTANTS = [(name, m) for name, spec in EXERCISES.items() for m in spec[2].MUTANTS]
+
+
+def test_mutant_library_is_large_enough():
+    per_check = {name: len(v[2].MUTANTS) for name, v in EXERCISES.items()}
+    assert all(n >= 5 for n in per_check.values()), per_check
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_reference_passes(name, capsys):
+    check, reference, *_rest, n_cases = EXERCISES[name]
+    assert check(reference) is None
+    assert capsys.readouterr().out == f"✓ {name}: passed on {n_cases} cases\n"
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_independent_correct_solution_passes(name, capsys):
+    check, _ref, module, *_ = EXERCISES[name]
+    check(module.correct)
+    assert capsys.readouterr().out.startswith(f"✓ {name}: passed")
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_blank_is_not_attempted(name):
+    check, _ref, module, *_ = EXERCISES[name]
+    assert_blank_not_attempted(check, module.blank)
+
+
+@pytest.mark.parametrize("name,mutant", MUTANTS, ids=[f"{n}-{m.name}" for n, m in MUTANTS])
+def test_mutant_is_rejected_with_its_diagnosis(name, mutant):
+    assert_rejected_with_diagnosis(EXERCISES[name][0], name, mutant)
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_every_suspect_diagnoses_itself(name):
+    ex = EXERCISES[name][3]()
+    assert len(ex.suspects) >= 4
+    for suspect in ex.suspects:
+        with pytest.raises(CheckFailed) as info:
+            run_check(ex, suspect.fn)
+        assert info.value.diagnosis.endswith(suspect.message), suspect.message
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_cases_are_float64(name):
+    for case in EXERCISES[name][3]().cases:
+        for arg in case.args:
+            if isinstance(arg, np.ndarray) and arg.dtype.kind == "f":
+                assert arg.dtype == np.float64
+
+
+def test_top_k_cases_include_k_equal_e_and_overflowing_logits():
+    cases = checks._top_k_exercise().cases
+    assert any(c.sizes["k"] == c.sizes["E"] for c in cases)
+    assert any(np.abs(c.args[0]).max() > 710 for c in cases)       # exp would overflow float64
+    assert all(np.ptp(c.args[0], axis=1).max() < 700 for c in cases)  # p never underflows to 0
+    assert all(c.sizes["N"] != c.sizes["E"] for c in cases)        # a wrong softmax axis shows
+
+
+def test_balance_cases_have_k_above_one():
+    assert any(c.sizes["k"] > 1 for c in checks._balance_exercise().cases)
+
+
+def test_router_cases_carry_a_state_and_start_from_zero():
+    cases = checks._router_exercise().cases
+    assert any(np.any(c.args[1] != 0) for c in cases)
+    assert any(np.all(c.args[1] == 0) for c in cases)
+    assert all(len({c.sizes["d"], c.sizes["H_r"], c.sizes["E"]}) == 3 for c in cases)

@@ -82,12 +82,24 @@ def test_every_numba_kernel_matches_reference(method, chunk, decay, dtype):
 
 
 def test_numba_chunked_many_chunks_and_wide_rows():
-    """More chunks than MAX_CHUNKS and rows long enough for the vector loops' tails."""
+    """More chunks than one group holds and rows long enough for the vector loops' tails."""
     rng = np.random.default_rng(3)
     T, N = 5000, 37
     a, b = rng.uniform(0.9, 1.0, size=(T, N)), rng.normal(size=(T, N))
     got = numba_cpu.linear_recurrence(a, b, method="chunked", chunk=4)
     assert_close("chunked", got, R.linear_recurrence(a, b), np.float64)
+
+
+@pytest.mark.parametrize("group_bytes", [1, 3000, 1 << 40])
+def test_numba_chunked_groups_carry_the_state(group_bytes, monkeypatch):
+    """Groups of one chunk per thread, groups with a ragged last chunk and a partial last group,
+    and one group for everything: the state crosses group boundaries exactly."""
+    monkeypatch.setattr(numba_cpu, "GROUP_BYTES", group_bytes)
+    rng = np.random.default_rng(5)
+    T, N = 1001, 5
+    a, b, h0 = rng.uniform(0.5, 1.0, size=(T, N)), rng.normal(size=(T, N)), rng.normal(size=N)
+    got = numba_cpu.linear_recurrence(a, b, h0, method="chunked", chunk=7)
+    assert_close(f"chunked GROUP_BYTES={group_bytes}", got, reference_h(a, b, h0), np.float64)
 
 
 def test_numba_products_that_underflow_are_flushed_not_slow_or_wrong():

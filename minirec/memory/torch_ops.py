@@ -8,10 +8,10 @@ through the memory (:class:`TitansMemory`).
 - Hebbian memory in its parallel form: y = tril(Q Kᵀ) V (+ Q M0ᵀ), the causal linear attention
   that the per-token sum M_t = Σ_{s≤t} v_s k_sᵀ unrolls to;
 - the delta rule and Titans one token at a time (the "per-token loop": T small steps);
-- Titans chunked: within a chunk every gradient is taken against the chunk's first memory, in
-  one batched product, and momentum and forgetting are two linear recurrences across the chunk
-  (``minirec.scan.torch_ops.linear_recurrence``: on a CPU a compiled kernel, on a GPU a chunked
-  scan), so a chunk costs a handful of large operations instead of C small steps;
+- Titans chunked: within a chunk every gradient is taken against the chunk's first memory, and
+  momentum and forgetting, two linear recurrences across the chunk, are unrolled into (C, C)
+  decay matrices (computed by ``minirec.scan``'s linear recurrence) so that a chunk costs a
+  handful of matrix products instead of C small steps (:func:`titans_linear_chunked`);
 - the MLP memory's per-token gradients by ``torch.func`` (``vmap`` of ``grad``).
 """
 
@@ -25,7 +25,7 @@ from minirec.scan.torch_ops import linear_recurrence
 
 __all__ = [
     "hebbian_memory", "delta_rule_memory", "titans_linear", "titans_linear_chunked",
-    "titans_mlp", "mlp_memory_apply", "linear_memory_grads", "TitansMemory",
+    "titans_mlp", "mlp_memory_apply", "linear_memory_grads", "decay_weights", "TitansMemory",
 ]
 
 
@@ -85,18 +85,62 @@ def _scan_chunk(G, eta, theta, alpha, M, S):
     return M_seq, S_seq
 
 
+def decay_weights(gate):
+    """Products of a gate over every span of a chunk, by one linear recurrence (minirec.scan):
+    ``gate (n, C)`` (n chunks side by side) → ``W (n, C, C)`` with W[t, s] = Π_{s<r≤t} gate_r for
+    s ≤ t (0 above the diagonal) and ``w (n, C)`` with w_t = Π_{r≤t} gate_r. They unroll the scan
+    h_t = gate_t h_{t−1} + x_t into h_t = Σ_{s≤t} W[t, s] x_s + w_t h_{−1}."""
+    n, C = gate.shape
+    eye = torch.eye(C + 1, dtype=gate.dtype, device=gate.device)
+    x = eye[:C, None, :].expand(C, n, C + 1)                     # x_s = e_s, one per chunk
+    h0 = eye[C].expand(n, C + 1)                                 # the last column carries h_{−1}
+    # On a CPU the in-place loop (C steps over n·(C + 1) numbers): the default compiled kernel
+    # splits these channels over threads, which took 10× longer on the shared 2-core machine.
+    method = "loop" if gate.device.type == "cpu" else None
+    h = linear_recurrence(gate.T[:, :, None], x, h0, method=method).permute(1, 0, 2)
+    return h[..., :C], h[..., C]
+
+
+def _pad(x, pad, value):
+    return torch.cat([x, x.new_full((pad,) + x.shape[1:], value)]) if pad else x
+
+
 def titans_linear_chunked(k, v, q, eta, theta, alpha, chunk_size, state=None):
-    """Titans with a linear memory, chunked (mini-batch gradients at each chunk's start, momentum
-    and forgetting as scans) → ``(y (T, d_v), (M_T, S_T))``."""
+    """Titans with a linear memory, chunked, in parallel form → ``(y (T, d_v), (M_T, S_T))``.
+
+    Per chunk, with R = K M0ᵀ − V (every gradient G_s = 2 R_s k_sᵀ against the chunk's first
+    memory M0, S0 the momentum before it), A, a the decay weights of η and B, b those of 1 − α
+    (:func:`decay_weights`), the two scans S_t = Σ_s A[t,s](−θ_s G_s) + a_t S0 and
+    M_t = Σ_u B[t,u] S_u + b_t M0 compose to
+
+        M_t = Σ_s W[t,s] (−θ_s G_s) + c_t S0 + b_t M0,    W = B A,  c = B a
+        y_t = M_t q_t = [(W ⊙ Q Kᵀ)(−2θ ⊙ R)]_t + c_t S0 q_t + b_t M0 q_t
+
+    so no (C, d_v, d_k) stack of memories is formed, and everything that does not depend on the
+    memory (the decay weights, W ⊙ Q Kᵀ) is computed for all chunks at once. A short last chunk
+    is padded (k = v = q = 0, η = 1, θ = α = 0); its state is read at its last real step, and
+    the lower-triangular weights keep the padding out of every real output."""
     M, S = _state(k, v, state)
+    T = k.shape[0]
+    C = min(chunk_size, T)
+    n = -(-T // C)
+    pad = n * C - T
+    k, v, q = (_pad(x, pad, 0.0).reshape(n, C, -1) for x in (k, v, q))
+    eta, theta, alpha = (_pad(g, pad, fill).reshape(n, C)
+                         for g, fill in ((eta, 1.0), (theta, 0.0), (alpha, 0.0)))
+    A, a = decay_weights(eta)
+    B, b = decay_weights(1.0 - alpha)
+    W = B @ A
+    c = (B @ a[..., None])[..., 0]
+    P = W * (q @ k.transpose(1, 2))                              # (n, C, C): W ⊙ Q Kᵀ
     ys = []
-    for t0 in range(0, k.shape[0], chunk_size):
-        c = slice(t0, t0 + chunk_size)
-        G = linear_memory_grads(M, k[c], v[c])                       # (C, d_v, d_k)
-        M_seq, S_seq = _scan_chunk(G, eta[c], theta[c], alpha[c], M, S)
-        ys.append(torch.einsum("tij,tj->ti", M_seq, q[c]))           # y_t = M_t q_t
-        M, S = M_seq[-1], S_seq[-1]
-    return torch.cat(ys), (M, S)
+    for i in range(n):
+        last = C - 1 if i < n - 1 else C - 1 - pad                # the chunk's last real step
+        U = -2.0 * theta[i, :, None] * (k[i] @ M.T - v[i])      # −θ_s G_s = U_s k_sᵀ
+        ys.append(P[i] @ U + c[i, :, None] * (q[i] @ S.T) + b[i, :, None] * (q[i] @ M.T))
+        S, M = ((A[i, last, :, None] * U).T @ k[i] + a[i, last] * S,
+                (W[i, last, :, None] * U).T @ k[i] + c[i, last] * S + b[i, last] * M)
+    return torch.cat(ys)[:T], (M, S)
 
 
 def mlp_memory_apply(params, x):

@@ -1,0 +1,394 @@
+r"""Checks for the exercises on hidden Markov models (lesson 10).
+
+Each ``check_*`` function runs the learner's function and the reference
+(:mod:`minirec.hmm.reference`, :mod:`minirec.scan.reference`) on a few float64 cases, prints
+``✓ <name>: passed on N cases`` when they agree, and otherwise raises
+:class:`~minirec.check.CheckFailed` with a per-tensor table and a diagnosis.
+
+The cases use odd sizes (K = 1, 3, 5 states; T = 1, 5, 7, 13 steps), forbidden transitions
+(log 0 = −inf entries whose result is still finite), and log-probabilities near −800, where
+``exp`` underflows to 0 unless the largest term is shifted out first. In the failure table a
+learner's −inf shows as −1e+300.
+
+Exercise signatures::
+
+    forward_step(log_alpha, log_A, log_b) -> log_alpha_new         (N, K), (K, K), (N, K) -> (N, K)
+    viterbi_backtrack(backpointers, last_state) -> path            (N, T, K), (N,) -> (N, T)
+    log_matmul_combine(L1, L2) -> L                                 (T, K, K) x 2 -> (T, K, K)
+    compare_emissions(obs_model, obs_target, n_symbols) -> dict     freq_*, total_variation, switch_*
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+from minirec.check._core import Case, CheckFailed, Exercise, Suspect, run_check
+from minirec.hmm import reference as hmm
+from minirec.scan import reference as scan
+
+__all__ = ["check_forward_step", "check_viterbi_backtrack", "check_log_matmul_combine",
+           "check_compare_emissions"]
+
+
+def _single(name, *, infinities=False):
+    """One named output. With ``infinities``, ±inf become ±1e300 and NaN 0 (shown as such in
+    the table), so that a learner's −inf can be matched with a suspect's −inf (−inf − (−inf) is
+    NaN, which never compares equal)."""
+    def outputs(result, case):
+        if isinstance(result, (tuple, list, dict)):
+            raise CheckFailed(f"the result must be one array {name}; got a "
+                              f"{type(result).__name__}")
+        if infinities and isinstance(result, np.ndarray) and np.issubdtype(result.dtype,
+                                                                           np.floating):
+            result = np.nan_to_num(result, nan=0.0, posinf=1e300, neginf=-1e300)
+        return {name: result}
+    return outputs
+
+
+def _log(x):
+    with np.errstate(divide="ignore"):
+        return np.log(x)
+
+
+def _lse(x, axis):
+    """logsumexp with the max shift (the reference's way, for the suspects)."""
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.squeeze(np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m, axis)
+
+
+def _naive_lse(x, axis):
+    with np.errstate(divide="ignore", over="ignore"):
+        return np.log(np.sum(np.exp(x), axis=axis))
+
+
+# ---------------------------------------------------------------------------------------------
+# The forward step
+# ---------------------------------------------------------------------------------------------
+
+def _forward_step_variant(log_alpha, log_A, log_b, *, kind):
+    la = log_alpha[:, :, None]
+    if kind == "transposed":
+        return _lse(la + log_A.T[None], axis=1) + log_b
+    if kind == "max":
+        return np.max(la + log_A[None], axis=1) + log_b
+    if kind == "sum_of_logs":
+        return np.sum(la + log_A[None], axis=1) + log_b
+    if kind == "no_emission":
+        return _lse(la + log_A[None], axis=1)
+    if kind == "emission_of_source":
+        return _lse(la + log_A[None] + log_b[:, :, None], axis=1)
+    if kind == "over_destination":
+        return _lse(la + log_A[None], axis=2) + log_b
+    if kind == "naive":
+        return _naive_lse(la + log_A[None], axis=1) + log_b
+    raise ValueError(kind)
+
+
+def _forward_step_suspect(message, kind):
+    return Suspect(message, lambda la, lA, lb: _forward_step_variant(la, lA, lb, kind=kind))
+
+
+def _forward_step_suspects():
+    return (
+        _forward_step_suspect("A used transposed: the sum runs over the PREVIOUS state i with "
+                              "A[i, j] = P(j | i), i.e. log_A[i, j] with i the row — "
+                              "log_alpha[:, :, None] + log_A[None], summed over axis 1",
+                              "transposed"),
+        _forward_step_suspect("max instead of a sum: that is Viterbi's step (the best path); "
+                              "the forward pass adds the probabilities of ALL paths, "
+                              "logsumexp over i", "max"),
+        _forward_step_suspect("the log terms were summed: in log space a sum of probabilities "
+                              "is logsumexp, not a sum of logs (that would be a product)",
+                              "sum_of_logs"),
+        _forward_step_suspect("the emission log B[j, x_t] is missing: add log_b after the sum",
+                              "no_emission"),
+        _forward_step_suspect("the emission belongs to the NEW state j: add log_b[:, j] to the "
+                              "result, not log_b[:, i] inside the sum over i",
+                              "emission_of_source"),
+        _forward_step_suspect("summed over the wrong axis: alpha_t[j] sums over the previous "
+                              "state i (axis 1 of log_alpha[:, :, None] + log_A[None]), not "
+                              "over the next state j", "over_destination"),
+        _forward_step_suspect("exp underflows: log Σ exp(...) without the max shift gives −inf "
+                              "when every term is below about −745 (so does leaving log space, "
+                              "exp(log_alpha) @ exp(log_A)); subtract the largest term m first "
+                              "and add it back, log Σ exp(s − m) + m",
+                              "naive"),
+    )
+
+
+def _forward_step_cases(seed):
+    rng = np.random.default_rng(seed)
+    cases = []
+    for N, K, shift in ((1, 1, 0.0), (2, 3, 0.0), (3, 5, -20.0), (2, 4, -800.0)):
+        log_alpha = rng.normal(scale=2.0, size=(N, K)) + shift
+        A = rng.dirichlet(np.ones(K), size=K)
+        if K >= 3:
+            A[0, 1] = 0.0                              # a forbidden transition: log 0 = −inf
+            A /= A.sum(axis=1, keepdims=True)
+        log_b = _log(rng.dirichlet(np.ones(K), size=N))
+        cases.append(Case((log_alpha, _log(A), log_b), {"N": N, "K": K}))
+    return tuple(cases)
+
+
+@cache
+def _forward_step_exercise():
+    return Exercise(
+        name="forward_step", reference=hmm.forward_step, cases=_forward_step_cases(seed=2510),
+        suspects=_forward_step_suspects(), outputs=_single("log_alpha_new", infinities=True),
+        shapes={"log_alpha_new": ("N", "K")}, arg_names=("log_alpha", "log_A", "log_b"),
+        matmul_hint="log_alpha is (N, K): broadcast log_alpha[:, :, None] + log_A[None]",
+    )
+
+
+def check_forward_step(forward_step) -> None:
+    """Check ``forward_step(log_alpha (N, K), log_A (K, K), log_b (N, K)) -> (N, K)``:
+    log alpha_t[j] = logsumexp_i (log alpha_{t−1}[i] + log A[i, j]) + log b[j]."""
+    run_check(_forward_step_exercise(), forward_step)
+
+
+# ---------------------------------------------------------------------------------------------
+# The Viterbi backtrack
+# ---------------------------------------------------------------------------------------------
+
+def _backtrack_variant(backpointers, last_state, *, kind):
+    N, T, K = backpointers.shape
+    rows = np.arange(N)
+    path = np.empty((N, T), dtype=np.int64)
+    path[:, T - 1] = 0 if kind == "from_zero" else last_state
+    for t in range(T - 1, 0, -1):
+        if kind == "row_before":
+            path[:, t - 1] = backpointers[rows, t - 1, path[:, t]]
+        elif kind == "fixed_state":
+            path[:, t - 1] = backpointers[rows, t, last_state]
+        else:
+            path[:, t - 1] = backpointers[rows, t, path[:, t]]
+    if kind == "reversed":
+        return path[:, ::-1]
+    return path
+
+
+def _backtrack_suspect(message, kind):
+    return Suspect(message, lambda bp, last: _backtrack_variant(bp, last, kind=kind))
+
+
+def _backtrack_suspects():
+    return (
+        _backtrack_suspect("off by one in time: the best predecessor of path[t] is stored at "
+                           "step t, path[t−1] = backpointers[t, path[t]] (row t−1 belongs to "
+                           "the step before)", "row_before"),
+        _backtrack_suspect("the pointer was always read at the LAST state: follow the path, "
+                           "path[t−1] = backpointers[t, path[t]] with the state you just "
+                           "found, not last_state", "fixed_state"),
+        _backtrack_suspect("the path comes out reversed: it is built from the end, so write "
+                           "path[t−1] (or reverse the list you appended to)", "reversed"),
+        _backtrack_suspect("the path does not start from last_state: path[T−1] = last_state, "
+                           "the best final state", "from_zero"),
+    )
+
+
+def _backtrack_cases(seed):
+    rng = np.random.default_rng(seed)
+    cases = []
+    for N, T, K in ((1, 1, 3), (2, 5, 3), (3, 7, 4), (2, 13, 5)):
+        back = rng.integers(0, K, size=(N, T, K))
+        back[:, 0] = 0                                  # row 0 is never read
+        last = rng.integers(1, K, size=N)               # never 0: "from state 0" shows
+        cases.append(Case((back, last), {"N": N, "T": T, "K": K}))
+    pi, A, B = hmm.random_model(4, 3, rng=rng)           # and the pointers of a real Viterbi run
+    _, obs = hmm.sample(pi, A, B, 9, rng=rng, n=2)
+    log_A, log_B = _log(A), _log(B)
+    back = np.zeros((2, 9, 4), dtype=np.int64)
+    delta = _log(pi)[None] + log_B[:, obs[:, 0]].T
+    for t in range(1, 9):
+        scores = delta[:, :, None] + log_A[None]
+        back[:, t] = np.argmax(scores, axis=1)
+        delta = scores.max(axis=1) + log_B[:, obs[:, t]].T
+    cases.append(Case((back, np.argmax(delta, axis=1)), {"N": 2, "T": 9, "K": 4}))
+    return tuple(cases)
+
+
+@cache
+def _backtrack_exercise():
+    return Exercise(
+        name="viterbi_backtrack", reference=hmm.viterbi_backtrack,
+        cases=_backtrack_cases(seed=20), suspects=_backtrack_suspects(),
+        outputs=_single("path"), shapes={"path": ("N", "T")},
+        arg_names=("backpointers", "last_state"),
+        shape_hints={"path": "One state per step of every sequence: path[:, T−1] = last_state"},
+    )
+
+
+def check_viterbi_backtrack(viterbi_backtrack) -> None:
+    """Check ``viterbi_backtrack(backpointers (N, T, K), last_state (N,)) -> path (N, T)``:
+    path[T−1] = last_state, path[t−1] = backpointers[t, path[t]] for each sequence."""
+    run_check(_backtrack_exercise(), viterbi_backtrack)
+
+
+# ---------------------------------------------------------------------------------------------
+# The log-matmul combine
+# ---------------------------------------------------------------------------------------------
+
+def _log_matmul_variant(L1, L2, *, kind):
+    if kind == "swapped":
+        return scan.log_matmul(L2, L1)
+    if kind == "max_plus":
+        return scan.max_plus(L1, L2)
+    if kind == "elementwise":
+        return L1 + L2
+    if kind == "transposed":
+        return scan.log_matmul(L1, np.swapaxes(L2, -1, -2))
+    if kind == "naive":
+        with np.errstate(divide="ignore", over="ignore"):
+            return np.log(np.exp(L1) @ np.exp(L2))
+    raise ValueError(kind)
+
+
+def _log_matmul_suspect(message, kind):
+    return Suspect(message, lambda L1, L2: _log_matmul_variant(L1, L2, kind=kind))
+
+
+def _log_matmul_suspects():
+    return (
+        _log_matmul_suspect("operands in the wrong order: left is earlier, so the result is "
+                            "L1 ⊕ L2 = log(exp(L1) @ exp(L2)), not L2 before L1", "swapped"),
+        _log_matmul_suspect("max instead of logsumexp: that is the max-plus (Viterbi) "
+                            "combine; the forward pass sums over the middle state k",
+                            "max_plus"),
+        _log_matmul_suspect("element-wise instead of a matrix product: L1 + L2 multiplies "
+                            "entry by entry; sum over the middle index k, "
+                            "log Σ_k exp(L1[i, k] + L2[k, j])", "elementwise"),
+        _log_matmul_suspect("L2 used transposed: the middle index k is L2's ROW, "
+                            "L1[..., i, k] + L2[..., k, j]", "transposed"),
+        _log_matmul_suspect("exp underflows: log(exp(L1) @ exp(L2)) gives −inf when the "
+                            "entries are below about −745; shift the rows of L1 and the "
+                            "columns of L2 by their maxima first and add them back",
+                            "naive"),
+    )
+
+
+def _log_matmul_cases(seed):
+    rng = np.random.default_rng(seed)
+    cases = []
+    for T, K, shift in ((1, 1, 0.0), (5, 2, 0.0), (7, 3, -30.0), (13, 4, 0.0), (3, 3, -800.0)):
+        L1 = rng.normal(scale=1.5, size=(T, K, K)) + shift
+        L2 = rng.normal(scale=1.5, size=(T, K, K)) + shift
+        if K >= 3:
+            L1[:, 0, 1] = -np.inf                          # log 0 entries; results stay finite
+            L2[:, 2, 0] = -np.inf
+        cases.append(Case((L1, L2), {"T": T, "K": K}))
+    return tuple(cases)
+
+
+@cache
+def _log_matmul_exercise():
+    return Exercise(
+        name="log_matmul_combine", reference=scan.log_matmul,
+        cases=_log_matmul_cases(seed=7), suspects=_log_matmul_suspects(),
+        outputs=_single("L", infinities=True), shapes={"L": ("T", "K", "K")}, arg_names=("L1", "L2"),
+    )
+
+
+def check_log_matmul_combine(log_matmul_combine) -> None:
+    """Check ``log_matmul_combine(L1 (T, K, K), L2 (T, K, K)) -> (T, K, K)``:
+    L[i, j] = log Σ_k exp(L1[i, k] + L2[k, j]), finite whenever the exact value is."""
+    run_check(_log_matmul_exercise(), log_matmul_combine)
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing emission statistics
+# ---------------------------------------------------------------------------------------------
+
+EMISSION_KEYS = ("freq_model", "freq_target", "total_variation", "switch_model", "switch_target")
+
+
+def _emissions_outputs(result, case):
+    if not isinstance(result, dict):
+        raise CheckFailed(f"compare_emissions must return a dict with keys "
+                          f"{list(EMISSION_KEYS)}; got a {type(result).__name__}")
+    return dict(result)
+
+
+def _stats_variant(obs, M, *, kind):
+    counts = np.bincount(obs.ravel(), minlength=M)
+    freq = counts if kind == "counts" else counts / obs.size
+    changes = obs[:, 1:] != obs[:, :-1]
+    if kind == "across":
+        flat = obs.ravel()
+        switch = np.mean(flat[1:] != flat[:-1]) if flat.size > 1 else 0.0
+    elif kind == "per_T":
+        switch = changes.sum() / obs.size
+    elif kind == "stays":
+        switch = np.mean(~changes) if changes.size else 0.0
+    else:
+        switch = np.mean(changes) if changes.size else 0.0
+    return freq, float(switch)
+
+
+def _emissions_variant(obs_model, obs_target, n_symbols, *, kind):
+    fm, sm = _stats_variant(obs_model, n_symbols, kind=kind)
+    ft, st = _stats_variant(obs_target, n_symbols, kind=kind)
+    tv = np.abs(fm - ft).sum() * (1.0 if kind == "no_half" else 0.5)
+    return {"freq_model": fm, "freq_target": ft, "total_variation": tv,
+            "switch_model": sm, "switch_target": st}
+
+
+def _emissions_suspect(message, kind):
+    return Suspect(message, lambda a, b, M: _emissions_variant(a, b, M, kind=kind))
+
+
+def _emissions_suspects():
+    return (
+        _emissions_suspect("frequencies not normalised: divide the counts by the number of "
+                           "symbols N·T so that they sum to 1", "counts"),
+        _emissions_suspect("switches counted across sequence boundaries: compare obs[:, 1:] "
+                           "with obs[:, :-1] row by row, never the last symbol of one sequence "
+                           "with the first of the next", "across"),
+        _emissions_suspect("switch rate over the wrong number of pairs: a sequence of T "
+                           "symbols has T − 1 consecutive pairs, N·(T − 1) in all", "per_T"),
+        _emissions_suspect("you counted the pairs that STAY: a switch is obs[t] ≠ obs[t−1]",
+                           "stays"),
+        _emissions_suspect("total variation without the ½: TV = ½ Σ_m |p_m − q_m| (between 0 "
+                           "and 1)", "no_half"),
+    )
+
+
+def _emissions_cases(seed):
+    rng = np.random.default_rng(seed)
+    cases = []
+    for (Na, Ta), (Nb, Tb), M in (((3, 5), (2, 7), 3), ((2, 1), (1, 5), 2),
+                                  ((2, 13), (4, 7), 4), ((5, 7), (3, 13), 3)):
+        pi, A, B = hmm.linear_chain(2, n_symbols=3) if M == 3 else hmm.random_model(
+            3, M, rng=rng)
+        a = hmm.sample(pi, A, B, Ta, rng=rng, n=Na)[1]
+        b = rng.integers(0, M, size=(Nb, Tb))
+        if M == 4:
+            b[b == 3] = 0                                 # a symbol the target never emits
+        cases.append(Case((a, b, M), {"N": Na, "T": Ta, "M": M}))
+    return tuple(cases)
+
+
+@cache
+def _emissions_exercise():
+    return Exercise(
+        name="compare_emissions", reference=hmm.compare_emissions,
+        cases=_emissions_cases(seed=3), suspects=_emissions_suspects(),
+        outputs=_emissions_outputs,
+        shapes={"freq_model": ("M",), "freq_target": ("M",), "total_variation": (),
+                "switch_model": (), "switch_target": ()},
+        arg_names=("obs_model", "obs_target", "n_symbols"),
+        shape_hints={"freq_model": "One frequency per symbol, zeros included "
+                                   "(np.bincount(..., minlength=M))",
+                     "freq_target": "One frequency per symbol, zeros included "
+                                    "(np.bincount(..., minlength=M))"},
+    )
+
+
+def check_compare_emissions(compare_emissions) -> None:
+    """Check ``compare_emissions(obs_model (N, T), obs_target (N', T'), n_symbols) -> dict``
+    with ``freq_model (M,)``, ``freq_target (M,)``, ``total_variation ()``,
+    ``switch_model ()``, ``switch_target ()``."""
+    run_check(_emissions_exercise(), compare_emissions)

@@ -1,0 +1,68 @@
+"""Wrong answers to ``viterbi_backtrack(backpointers, last_state) -> path``:
+path[T−1] = last_state, path[t−1] = backpointers[t, path[t]]."""
+
+import numpy as np
+
+from . import mutant
+
+MUTANTS: list = []
+
+
+def blank(backpointers, last_state):
+    raise NotImplementedError
+
+
+def correct(backpointers, last_state):
+    N, T, _ = backpointers.shape
+    paths = []
+    for n in range(N):
+        state = int(last_state[n])
+        states = [state]
+        for t in range(T - 1, 0, -1):
+            state = int(backpointers[n, t, state])
+            states.append(state)
+        paths.append(states[::-1])
+    return np.array(paths)
+
+
+@mutant(MUTANTS, "off by one in time", wrong={"path"})
+def previous_row(backpointers, last_state):
+    N, T, _ = backpointers.shape
+    path = np.zeros((N, T), dtype=int)
+    path[:, -1] = last_state
+    for t in range(T - 1, 0, -1):
+        path[:, t - 1] = backpointers[np.arange(N), t - 1, path[:, t]]
+    return path
+
+
+@mutant(MUTANTS, "the pointer was always read at the LAST state", wrong={"path"})
+def never_follows(backpointers, last_state):
+    N, T, _ = backpointers.shape
+    path = np.zeros((N, T), dtype=int)
+    path[:, -1] = last_state
+    for t in range(1, T):
+        path[:, t - 1] = backpointers[np.arange(N), t, last_state]
+    return path
+
+
+@mutant(MUTANTS, "the path comes out reversed", wrong={"path"})
+def not_reversed(backpointers, last_state):
+    N, T, _ = backpointers.shape
+    out = []
+    for n in range(N):
+        state = int(last_state[n])
+        states = [state]
+        for t in range(T - 1, 0, -1):
+            state = int(backpointers[n, t, state])
+            states.append(state)
+        out.append(states)
+    return np.array(out)
+
+
+@mutant(MUTANTS, "the path does not start from last_state", wrong={"path"})
+def starts_at_zero(backpointers, last_state):
+    N, T, _ = backpointers.shape
+    path = np.zeros((N, T), dtype=int)
+    for t in range(T - 1, 0, -1):
+        path[:, t - 1] = backpointers[np.arange(N), t, path[:, t]]
+    return path

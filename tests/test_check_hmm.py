@@ -1,0 +1,105 @@
+"""The HMM exercise checks (lesson 10) discriminate: right answers pass, blanks are "not
+attempted", every typical wrong answer (tests/mutants/hmm_*.py) is rejected with its diagnosis
+and the right tensors marked, and every suspect is reachable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from minirec.check import CheckFailed, run_check
+from minirec.check import hmm as checks
+from minirec.check.hmm import (
+    check_compare_emissions,
+    check_forward_step,
+    check_log_matmul_combine,
+    check_viterbi_backtrack,
+)
+from minirec.hmm import reference as hmm
+from minirec.scan import reference as scan
+
+try:  # `python -m pytest` (the repository root on sys.path) or a tests/ package
+    from tests.mutants import assert_blank_not_attempted, assert_rejected_with_diagnosis
+    from tests.mutants import hmm_compare_emissions as m_emissions
+    from tests.mutants import hmm_forward_step as m_forward
+    from tests.mutants import hmm_log_matmul_combine as m_log_matmul
+    from tests.mutants import hmm_viterbi_backtrack as m_backtrack
+except ImportError:  # plain `pytest`: tests/ itself is on sys.path
+    from mutants import assert_blank_not_attempted, assert_rejected_with_diagnosis
+    from mutants import hmm_compare_emissions as m_emissions
+    from mutants import hmm_forward_step as m_forward
+    from mutants import hmm_log_matmul_combine as m_log_matmul
+    from mutants import hmm_viterbi_backtrack as m_backtrack
+
+EXERCISES = {
+    "forward_step": (check_forward_step, hmm.forward_step, m_forward,
+                     checks._forward_step_exercise, 4),
+    "viterbi_backtrack": (check_viterbi_backtrack, hmm.viterbi_backtrack, m_backtrack,
+                          checks._backtrack_exercise, 5),
+    "log_matmul_combine": (check_log_matmul_combine, scan.log_matmul, m_log_matmul,
+                           checks._log_matmul_exercise, 5),
+    "compare_emissions": (check_compare_emissions, hmm.compare_emissions, m_emissions,
+                          checks._emissions_exercise, 4),
+}
+MUTANTS = [(name, m) for name, spec in EXERCISES.items() for m in spec[2].MUTANTS]
+
+
+def test_mutant_library_is_large_enough():
+    per_check = {name: len(v[2].MUTANTS) for name, v in EXERCISES.items()}
+    assert all(n >= 4 for n in per_check.values()), per_check
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_reference_passes(name, capsys):
+    check, reference, *_rest, n_cases = EXERCISES[name]
+    assert check(reference) is None
+    assert capsys.readouterr().out == f"✓ {name}: passed on {n_cases} cases\n"
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_independent_correct_solution_passes(name, capsys):
+    check, _ref, module, *_ = EXERCISES[name]
+    check(module.correct)
+    assert capsys.readouterr().out.startswith(f"✓ {name}: passed")
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_blank_is_not_attempted(name):
+    check, _ref, module, *_ = EXERCISES[name]
+    assert_blank_not_attempted(check, module.blank)
+
+
+@pytest.mark.parametrize("name,mutant", MUTANTS, ids=[f"{n}-{m.name}" for n, m in MUTANTS])
+def test_mutant_is_rejected_with_its_diagnosis(name, mutant):
+    assert_rejected_with_diagnosis(EXERCISES[name][0], name, mutant)
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_every_suspect_diagnoses_itself(name):
+    ex = EXERCISES[name][3]()
+    assert len(ex.suspects) >= 4
+    for suspect in ex.suspects:
+        with pytest.raises(CheckFailed) as info:
+            run_check(ex, suspect.fn)
+        assert info.value.diagnosis.endswith(suspect.message), suspect.message
+
+
+def test_underflow_cases_have_finite_answers():
+    """The −800 cases exist to catch a missing max shift: the right answer must be finite
+    there, and the naive one not."""
+    for ex, kind in ((checks._forward_step_exercise(), "naive"),
+                     (checks._log_matmul_exercise(), "naive")):
+        finite = [np.isfinite(ex.reference(*c.args)).all() for c in ex.cases]
+        assert all(finite)
+        naive = [s for s in ex.suspects if s.message.startswith("exp underflows")][0]
+        assert any(not np.isfinite(naive.fn(*c.args)).all() for c in ex.cases), kind
+
+
+def test_forward_step_chains_to_the_forward_pass():
+    rng = np.random.default_rng(4)
+    pi, A, B = hmm.random_model(3, 4, rng=rng)
+    _, obs = hmm.sample(pi, A, B, 6, rng=rng, n=2)
+    log_alpha = np.log(pi) + np.log(B[:, obs[:, 0]].T)
+    for t in range(1, 6):
+        log_alpha = m_forward.correct(log_alpha, np.log(A), np.log(B[:, obs[:, t]].T))
+    np.testing.assert_allclose(log_alpha, hmm.forward_log(pi, A, B, obs)[:, -1], rtol=1e-12)

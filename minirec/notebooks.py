@@ -62,6 +62,7 @@ NBFORMAT_MINOR = 5
 DEFAULT_HINT = "replace this line with your code"
 EXECUTION_ENV = {"TQDM_DISABLE": "1"}
 LESSON_BUDGET_S = 60.0  # LESSON_SHAPE.md: a whole lesson runs in under a minute on 2 CPU cores
+LESSON_LIMIT_S = 90.0  # over this a build fails where CI is set (a warning above the budget)
 TIMES_FILE = "lesson_times.json"  # in book/; gitignored (see book/.gitignore)
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -513,6 +514,7 @@ def build(
     check: bool = False,
     root=None,
     timeout: int = 300,
+    max_seconds: float | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, float]:
     """Regenerate ``solutions/``, ``exercises/`` (and ``book/lessons/``) from ``lessons/``.
@@ -525,7 +527,13 @@ def build(
     check cells, and only they, raise ``NotAttempted``.
 
     Returns the execution seconds per lesson, also merged into ``book/lesson_times.json``.
+    A lesson that runs longer than ``max_seconds`` makes the build raise :class:`LessonError`
+    once every lesson is written and timed; by default the limit is :data:`LESSON_LIMIT_S`
+    where the environment variable ``CI`` is set (``true``, ``1``, ...) and none elsewhere (a
+    line above :data:`LESSON_BUDGET_S` is only a warning there).
     """
+    if max_seconds is None and os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+        max_seconds = LESSON_LIMIT_S
     run = execute
     root = Path(root).resolve() if root is not None else find_root()
     paths = lesson_paths(lessons, root=root)
@@ -571,6 +579,12 @@ def build(
         _record_times(root, times)
     if book:
         sync_book(root=root, log=log)
+    over = {stem: t for stem, t in times.items() if max_seconds is not None and t > max_seconds}
+    if over:
+        listed = ", ".join(f"{stem} {t:.1f} s" for stem, t in over.items())
+        raise LessonError(
+            "lessons/", None, f"over the time limit of {max_seconds:g} s per lesson: {listed}"
+        )
     return times
 
 

@@ -18,7 +18,7 @@ import jupytext
 import nbformat
 import pytest
 
-from minirec import cli
+from minirec import cli, notebooks
 from minirec.notebooks import (
     BookBuildError,
     LessonError,
@@ -381,6 +381,23 @@ def test_a_failing_lesson_names_its_line(tmp_path):
     (root / "lessons/01_fails.py").write_text("# %%\nx = 1\n\n# %%\n1 / 0\n")
     with pytest.raises(LessonError, match=r"(?s)^lessons/01_fails\.py:4: .*ZeroDivisionError"):
         build(root=root, book=False, log=_quiet)
+
+
+@pytest.mark.parametrize("ci", ["true", ""])
+def test_a_lesson_over_the_time_limit_fails_the_build_on_ci(tmp_path, monkeypatch, ci):
+    root = _make_repo(tmp_path / "repo", lessons=())
+    (root / "lessons/01_slow.py").write_text("# %%\nimport time\ntime.sleep(0.3)\n")
+    monkeypatch.setenv("CI", ci)
+    monkeypatch.setattr(notebooks, "LESSON_LIMIT_S", 0.2)
+    if ci:
+        with pytest.raises(LessonError, match=r"over the time limit of 0.2 s per lesson: 01_slow"):
+            build(root=root, book=False, log=_quiet)
+    else:
+        build(root=root, book=False, log=_quiet)
+    assert (root / "solutions/01_slow.ipynb").is_file()           # written and timed all the same
+    assert json.loads((root / "book/lesson_times.json").read_text())["01_slow"] >= 0.3
+    with pytest.raises(LessonError, match="over the time limit"):
+        build(root=root, book=False, max_seconds=0.1, log=_quiet)
 
 
 def test_learner_command_nbval_lax_wins_over_the_strict_addopts(demo_root, tmp_path):

@@ -1,0 +1,71 @@
+"""Wrong answers to ``titans_chunk(M, S, k, v, q, eta, theta, alpha) -> (y, M_new, S_new)``:
+one chunk of Titans' linear memory, every gradient at the chunk's first memory, momentum and
+forgetting as scans across the chunk, y_t = M_t q_t."""
+
+import numpy as np
+
+from minirec.scan.reference import linear_recurrence
+
+from . import mutant
+
+MUTANTS: list = []
+
+
+def blank(M, S, k, v, q, eta, theta, alpha):
+    raise NotImplementedError
+
+
+def correct(M, S, k, v, q, eta, theta, alpha):
+    G = 2 * np.einsum("ti,tj->tij", k @ M.T - v, k)              # all at the chunk's start
+    S_all = linear_recurrence(eta[:, None, None], -theta[:, None, None] * G, S)
+    M_all = linear_recurrence((1 - alpha)[:, None, None], S_all, M)
+    return np.einsum("tij,tj->ti", M_all, q), M_all[-1], S_all[-1]
+
+
+def _grad(M, k, v):
+    return 2 * np.outer(M @ k - v, k)
+
+
+@mutant(MUTANTS, "the per-token rule", wrong={"y", "M_new", "S_new"})
+def per_token(M, S, k, v, q, eta, theta, alpha):
+    ys = []
+    for t in range(len(k)):
+        S = eta[t] * S - theta[t] * _grad(M, k[t], v[t])
+        M = (1 - alpha[t]) * M + S
+        ys.append(M @ q[t])
+    return np.array(ys), M, S
+
+
+@mutant(MUTANTS, "reads the memory before step t's write", wrong={"y"})
+def read_then_write(M, S, k, v, q, eta, theta, alpha):
+    M0, ys = M, []
+    for t in range(len(k)):
+        ys.append(M @ q[t])
+        S = eta[t] * S - theta[t] * _grad(M0, k[t], v[t])
+        M = (1 - alpha[t]) * M + S
+    return np.array(ys), M, S
+
+
+@mutant(MUTANTS, "momentum carried in from the previous chunk was dropped",
+        wrong={"y", "M_new", "S_new"})
+def fresh_momentum(M, S, k, v, q, eta, theta, alpha):
+    G = np.stack([_grad(M, k[t], v[t]) for t in range(len(k))])
+    S_all = linear_recurrence(eta[:, None, None], -theta[:, None, None] * G)
+    M_all = linear_recurrence((1 - alpha)[:, None, None], S_all, M)
+    return np.einsum("tij,tj->ti", M_all, q), M_all[-1], S_all[-1]
+
+
+@mutant(MUTANTS, "the momentum is missing from the memory", wrong={"y", "M_new"})
+def gradient_straight_into_memory(M, S, k, v, q, eta, theta, alpha):
+    G = np.stack([_grad(M, k[t], v[t]) for t in range(len(k))])
+    S_all = linear_recurrence(eta[:, None, None], -theta[:, None, None] * G, S)
+    M_all = linear_recurrence((1 - alpha)[:, None, None], -theta[:, None, None] * G, M)
+    return np.einsum("tij,tj->ti", M_all, q), M_all[-1], S_all[-1]
+
+
+@mutant(MUTANTS, "Return the memory after the chunk's last step", wrong={"M_new", "S_new"})
+def every_step_returned(M, S, k, v, q, eta, theta, alpha):
+    G = np.stack([_grad(M, k[t], v[t]) for t in range(len(k))])
+    S_all = linear_recurrence(eta[:, None, None], -theta[:, None, None] * G, S)
+    M_all = linear_recurrence((1 - alpha)[:, None, None], S_all, M)
+    return np.einsum("tij,tj->ti", M_all, q), M_all, S_all

@@ -126,11 +126,11 @@ def _entropic_ot(x, y, eps_schedule, n_final):
         f = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         g = torch.zeros(y.shape[0], dtype=x.dtype, device=x.device)
         for eps in eps_schedule + [eps_schedule[-1]] * n_final:
-            f_new = update_f(g, eps, Cd)
-            g = update_g(f, eps, Cd)                # symmetric update, as geomloss
-            f = f_new
+            f = update_f(g, eps, Cd)                # alternate: f from g, then g from f
+            g = update_g(f, eps, Cd)
     eps = eps_schedule[-1]
-    f, g = update_f(g, eps, C), update_g(f, eps, C)
+    f = update_f(g, eps, C)
+    g = update_g(f, eps, C)
     return f.mean() + g.mean()
 
 

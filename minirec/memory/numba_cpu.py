@@ -5,9 +5,9 @@ the tests hold these to. Notation as there::
 
     T  time steps    d_k  key size    d_v  value size    M, S  (d_v, d_k)
 
-One step is two passes over the d_v × d_k memory: the prediction error r = M k − v (a
-matrix-vector product), then one fused pass that updates S and M and accumulates y = M q, so
-that M is read from and written to memory once per token. NumPy needs about eight whole-array
+One step is one fused pass over the d_v × d_k memory: it updates S and M and, from the new
+rows of M, accumulates both the read-out y_t = M_t q_t and the next token's prediction
+M_t k_{t+1}, so that M and S are each read and written once per token. NumPy needs about eight whole-array
 operations, each with its own temporary, for the same step. Results have the input's dtype, and
 so does the arithmetic (float32 in, float32 sums), as in the reference.
 
@@ -29,29 +29,38 @@ _JIT = dict(cache=True, error_model="numpy", fastmath=True)
 
 @njit(**_JIT)
 def _titans_kernel(k, v, q, eta, theta, alpha, M, S, y):
-    """Titans per token; M, S (d_v, d_k) updated in place; y (T, d_v) written."""
+    """Titans per token; M, S (d_v, d_k) updated in place; y (T, d_v) written.
+
+    One pass over M and S per token: while row i of M_t is written, it is also multiplied by
+    q_t (the read-out) and by k_{t+1} (the next token's prediction), so M is read once."""
     T, d_k = k.shape
     d_v = v.shape[1]
-    r = np.empty(d_v, M.dtype)
+    dtype = M.dtype.type
+    one, two, zero = dtype(1), dtype(2), dtype(0)            # keep float32 arithmetic in float32
+    r = np.empty(d_v, M.dtype)                               # r = M_{t−1} k_t − v_t
+    for i in range(d_v):
+        acc = zero
+        for j in range(d_k):
+            acc += M[i, j] * k[0, j]
+        r[i] = acc - v[0, i]
     for t in range(T):
         k_t, q_t = k[t], q[t]
-        for i in range(d_v):                                 # r = M_{t−1} k_t − v_t
-            acc = M.dtype.type(0)
-            for j in range(d_k):
-                acc += M[i, j] * k_t[j]
-            r[i] = acc - v[t, i]
-        decay, keep = eta[t], 1 - alpha[t]
+        k_next = k[t + 1] if t + 1 < T else k[t]
+        decay, keep = eta[t], one - alpha[t]
         for i in range(d_v):
-            g = 2 * theta[t] * r[i]
+            g = two * theta[t] * r[i]
             S_i, M_i = S[i], M[i]
-            acc = M.dtype.type(0)
+            read, predict = zero, zero
             for j in range(d_k):
                 s = decay * S_i[j] - g * k_t[j]              # S_t = η S − θ · 2 (M k − v) kᵀ
                 m = keep * M_i[j] + s                        # M_t = (1 − α) M + S_t
                 S_i[j] = s
                 M_i[j] = m
-                acc += m * q_t[j]                            # y_t = M_t q_t
-            y[t, i] = acc
+                read += m * q_t[j]                           # y_t = M_t q_t
+                predict += m * k_next[j]                     # M_t k_{t+1}
+            y[t, i] = read
+            if t + 1 < T:
+                r[i] = predict - v[t + 1, i]
 
 
 @njit(**_JIT)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minirec import memory
 from minirec.gradcheck import numerical_gradient
@@ -201,3 +203,45 @@ def test_public_api_keeps_torch_tensors_and_their_gradients():
     y32 = memory.titans_memory(kt.detach().float(), vt.detach().float(), qt.detach().float(),
                                eta=0.5, theta=0.1, alpha=0.0)
     assert y32.dtype == torch.float32
+
+
+@settings(max_examples=20, deadline=None)
+@given(T=st.integers(1, 30), C=st.integers(1, 12), seed=st.integers(0, 10_000),
+       extremes=st.booleans())
+def test_torch_parallel_chunk_form_equals_the_reference_scans(T, C, seed, extremes):
+    """The (C, C) decay-matrix form against the reference's two scans, any T and C (short last
+    chunk included), with gates at their limits (η = 0, α = 1, θ = 0) when ``extremes``."""
+    k, v, q, gates, state = _inputs(T, 3, 2, seed)
+    if extremes:
+        rng = np.random.default_rng(seed)
+        gates = tuple(np.where(rng.uniform(size=T) < 0.3, edge, g)
+                      for g, edge in zip(gates, (0.0, 0.0, 1.0)))
+    want = ref.titans_linear_chunked(k, v, q, *gates, C, state)
+    y, (M, S) = torch_ops.titans_linear_chunked(*_torch(k, v, q, *gates), C,
+                                                tuple(_torch(*state)))
+    np.testing.assert_allclose(y.numpy(), want[0], rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(M.numpy(), want[1][0], rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(S.numpy(), want[1][1], rtol=1e-10, atol=1e-10)
+
+
+def test_decay_weights_are_products_of_the_gate():
+    g = torch.tensor([[0.5, 0.0, 0.8, 0.9]], dtype=torch.float64)
+    W, w = torch_ops.decay_weights(g)
+    want = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0.8, 1, 0], [0, 0.72, 0.9, 1]])
+    np.testing.assert_allclose(W[0].numpy(), want, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(w[0].numpy(), [0.5, 0, 0, 0], rtol=1e-15, atol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_torch_forms_on_cuda_equal_the_reference():
+    k, v, q, gates, state = _inputs(37, 6, 5, 9)
+    dev = [x.cuda() for x in _torch(k, v, q, *gates)]
+    st_dev = tuple(x.cuda() for x in _torch(*state))
+    for C in (1, 8):
+        y, (M, S) = torch_ops.titans_linear_chunked(*dev, C, st_dev)
+        want = ref.titans_linear_chunked(k, v, q, *gates, C, state)
+        np.testing.assert_allclose(y.cpu().numpy(), want[0], rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(M.cpu().numpy(), want[1][0], rtol=1e-10, atol=1e-10)
+    y, _ = torch_ops.titans_linear(*dev, st_dev)
+    np.testing.assert_allclose(y.cpu().numpy(), ref.titans_linear(k, v, q, *gates, state)[0],
+                               rtol=1e-10, atol=1e-10)

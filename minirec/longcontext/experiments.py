@@ -2,7 +2,8 @@ r"""Toy experiments of lesson 13, sized for two CPU cores; every draw from an ex
 
 - :func:`slot_reader` — JRT's streaming view of set disjointness: a reader with ``slots`` memory
   slots keeps the first set it reads (as much of it as fits) and looks the second set up in it.
-  Read once, it needs |first set| slots; read twice it can keep the smaller set: min(|A|, |B|).
+  Read once, it needs as many slots as the first set has items; read twice it can keep the
+  smaller set: min(len(A), len(B)).
 - :func:`outer_product_recall` — recall from a linear-attention state ``S = Σ φ(k) vᵀ`` after
   writing N random key–value pairs: the fraction of queried keys whose value is decoded, against
   the number of pairs per state size.
@@ -38,7 +39,7 @@ def _lookup(stored, probe):
 def slot_reader(a, b, slots, *, read_twice=False):
     """A streaming reader with ``slots`` memory slots answers "which item do A and B share?".
 
-    ``a (|A|, B)``, ``b (|B|, B)`` item tokens in reading order (A first) → ``(B,)`` the shared
+    ``a (n_A, B)``, ``b (n_B, B)`` item tokens in reading order (A first) → ``(B,)`` the shared
     item, or −1 when it was not kept. Read once, the reader keeps the first ``slots`` items of A
     and checks each item of B against them. Read twice (``A B A B``) it knows both sizes after
     the first pass and keeps the first ``slots`` items of the smaller set, then checks the other
@@ -55,7 +56,8 @@ def slot_reader_accuracy(task, slots, *, read_twice=False):
 
 
 def memory_needed(size_a, size_b, *, read_twice=False):
-    """Slots a reader needs to be always right: |A| read once (A first), min(|A|, |B|) twice."""
+    """Slots a reader needs to be always right: ``size_a`` read once (A first),
+    ``min(size_a, size_b)`` read twice."""
     return min(size_a, size_b) if read_twice else size_a
 
 

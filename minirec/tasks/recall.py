@@ -122,7 +122,7 @@ def mqar(batch, n_pairs, n_queries, *, n_keys, n_values, rng):
 class SetDisjointness:
     """A batch of JRT's set-disjointness probe.
 
-    ``inputs (T, B)``, T = |A| + |B| + 2; ``a (|A|, B)`` and ``b (|B|, B)`` the two sets in the
+    ``inputs (T, B)``, T = n_A + n_B + 2; ``a (n_A, B)`` and ``b (n_B, B)`` the two sets in the
     order they appear; ``answer (B,)`` the one token they share; ``vocab_size``; ``sep`` and
     ``ask`` the separator and the answer marker.
     """
@@ -146,13 +146,14 @@ class SetDisjointness:
 def set_disjointness(batch, size_a, size_b, *, n_items, rng):
     """Two sets that share exactly one item; the task is to name it.
 
-    Layout: ``A_1 … A_|A|  SEP  B_1 … B_|B|  ASK``. Items are tokens ``[0, n_items)``; the
-    |A| + |B| − 1 distinct items of one sequence are drawn without replacement, one of A's items
-    (at a random place in A) is also placed at a random place in B. ``SEP = n_items``,
-    ``ASK = n_items + 1``, ``vocab_size = n_items + 2``. A streaming reader that keeps the set it
-    reads first needs memory for |A| items: putting the short set first is the cheap order.
+    Layout: ``A_1 … A_nA  SEP  B_1 … B_nB  ASK`` (n_A = ``size_a``, n_B = ``size_b``). Items are
+    tokens ``[0, n_items)``; the n_A + n_B − 1 distinct items of one sequence are drawn without
+    replacement, one of A's items (at a random place in A) is also placed at a random place in B.
+    ``SEP = n_items``, ``ASK = n_items + 1``, ``vocab_size = n_items + 2``. A streaming reader
+    that keeps the set it reads first needs memory for n_A items: putting the short set first is
+    the cheap order.
 
-    Returns a :class:`SetDisjointness`, ``inputs (|A| + |B| + 2, B)`` int64.
+    Returns a :class:`SetDisjointness`, ``inputs (n_A + n_B + 2, B)`` int64.
     """
     rng = _require_rng(rng)
     B = require_positive_int("batch", batch)

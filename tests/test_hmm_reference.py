@@ -131,8 +131,23 @@ def test_hmmlearn_agrees():
     mine, mine_lp = ref.viterbi(pi, A, B, obs)
     np.testing.assert_array_equal(path, mine.ravel())
     assert lp == pytest.approx(mine_lp.sum(), rel=1e-10)
-    np.testing.assert_allclose(h.predict_proba(X, lengths), ref.posteriors(pi, A, B, obs).reshape(-1, 6),
-                               atol=1e-10)
+    np.testing.assert_allclose(h.predict_proba(X, lengths),
+                               ref.posteriors(pi, A, B, obs).reshape(-1, 6), atol=1e-10)
+
+
+def test_viterbi_breaks_exact_ties_as_hmmlearn():
+    """With a repeated symbol, 0 → 1 → 0 → 0 and 0 → 0 → 1 → 0 have the same probability:
+    exact ties are common, and the paths agree only if ties are broken the same way."""
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    for pi, A, B, obs in ((np.full(2, 0.5), np.full((2, 2), 0.5), np.full((2, 2), 0.5),
+                           np.zeros((1, 6), dtype=int)),
+                          (*model(8, 4, seed=0), None)):
+        if obs is None:
+            obs = draw(pi, A, B, 300, seed=0, n=3)
+        h = hmm.CategoricalHMM(A.shape[0], n_features=B.shape[1])
+        h.startprob_, h.transmat_, h.emissionprob_ = pi, A, B
+        _, want = h.decode(obs.reshape(-1, 1), [obs.shape[1]] * obs.shape[0])
+        np.testing.assert_array_equal(ref.viterbi(pi, A, B, obs)[0].ravel(), want)
 
 
 def test_em_never_decreases_the_likelihood_and_recovers_a_planted_model():

@@ -14,7 +14,7 @@ innermost, on contiguous rows of A, which the compiler vectorises:
 - log forward: the same product on exp(log alpha − max) (K exponentials and K logarithms per
   step, not K²);
 - Viterbi: delta_t[j] = max_i delta_{t−1}[i] + log A[i, j], the arg max kept as the back-pointer
-  (ties: the lowest i, as np.argmax).
+  (ties as the reference and hmmlearn: the highest predecessor, the lowest final state).
 
 All kernels are ``@njit(cache=True)``; the first call in a fresh environment compiles them.
 """
@@ -253,11 +253,11 @@ def _viterbi_kernel(log_pi, log_A, log_B, obs):
             for j in range(K):
                 best[j] = delta[0] + log_A[0, j]
                 back[t, j] = 0
-            for i in range(1, K):                  # strict >: ties keep the lowest i
+            for i in range(1, K):                  # >=: ties go to the highest i (hmmlearn)
                 d_i = delta[i]
                 for j in range(K):
                     s = d_i + log_A[i, j]
-                    if s > best[j]:
+                    if s >= best[j]:
                         best[j] = s
                         back[t, j] = i
             x = obs[n, t]

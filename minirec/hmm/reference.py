@@ -235,13 +235,21 @@ def viterbi_backtrack(backpointers, last_state):
     return path
 
 
+def _last_argmax(x, axis):
+    """The index of the LAST maximum along ``axis`` (np.argmax gives the first)."""
+    return x.shape[axis] - 1 - np.argmax(np.flip(x, axis=axis), axis=axis)
+
+
 def viterbi(pi, A, B, obs):
     """Most likely state path. ``obs (T,)`` → ``(path (T,), log_prob ())``; ``(N, T)`` →
     ``(path (N, T), log_prob (N,))``.
 
     delta_0 = log pi + log B[:, x_0];
     delta_t[j] = max_i (delta_{t−1}[i] + log A[i, j]) + log B[j, x_t], back-pointer = argmax_i.
-    Ties go to the lowest state index (np.argmax), as in hmmlearn.
+    Ties are broken as hmmlearn does, so that paths agree exactly: among equally good
+    predecessors the back-pointer is the HIGHEST index (:func:`_last_argmax`), among equally good
+    final states the lowest (np.argmax). Exact ties are not rare: with a repeated symbol, the
+    paths 0 → 1 → 0 → 0 and 0 → 0 → 1 → 0 have the same product of probabilities.
     """
     obs, single = as_batch(obs)
     log_A, log_B = _log(A), _log(B)
@@ -251,7 +259,7 @@ def viterbi(pi, A, B, obs):
     delta = _log(pi)[None, :] + log_B[:, obs[:, 0]].T
     for t in range(1, T):
         scores = delta[:, :, None] + log_A[None]                    # (N, K_from, K_to)
-        backpointers[:, t] = np.argmax(scores, axis=1)
+        backpointers[:, t] = _last_argmax(scores, axis=1)
         delta = np.max(scores, axis=1) + log_B[:, obs[:, t]].T
     path = viterbi_backtrack(backpointers, np.argmax(delta, axis=1))
     return _unbatch(path, single), _unbatch(np.max(delta, axis=1), single)
@@ -287,7 +295,8 @@ def viterbi_scan(pi, A, B, obs, *, method="hillis_steele"):
     """Viterbi as a max-plus scan: ``(path (N, T), log_prob (N,))``.
 
     The scan gives delta_t (row 0 of the max-plus prefix products). The path then needs no
-    back-pointers: z_{T−1} = argmax delta_{T−1}, z_t = argmax_i delta_t[i] + log A[i, z_{t+1}].
+    back-pointers: z_{T−1} = argmax delta_{T−1}, z_t = argmax_i delta_t[i] + log A[i, z_{t+1}]
+    (ties as :func:`viterbi`; this is how hmmlearn backtracks).
     """
     obs, single = as_batch(obs)
     elems = np.moveaxis(transition_elements(pi, A, B, obs), 1, 0)
@@ -298,7 +307,7 @@ def viterbi_scan(pi, A, B, obs, *, method="hillis_steele"):
     path = np.empty((N, T), dtype=np.int64)
     path[:, -1] = np.argmax(delta[:, -1], axis=1)
     for t in range(T - 2, -1, -1):
-        path[:, t] = np.argmax(delta[:, t] + log_A[:, path[:, t + 1]].T, axis=1)
+        path[:, t] = _last_argmax(delta[:, t] + log_A[:, path[:, t + 1]].T, axis=1)
     return _unbatch(path, single), _unbatch(np.max(delta[:, -1], axis=1), single)
 
 

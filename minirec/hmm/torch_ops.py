@@ -61,16 +61,18 @@ def posteriors(pi, A, B, obs):
 @torch.no_grad()
 def viterbi(pi, A, B, obs):
     """``(path (N, T) int64, log_prob (N,))``. Each step is a (N, K, K) max over the previous
-    state; ties go to the lowest index (``torch.max`` returns the first maximum on CPU and CUDA
-    for these sizes)."""
+    state. Ties as the reference (and hmmlearn): the highest predecessor (the max is taken over
+    the flipped axis, whose first maximum is the last), the lowest final state."""
     log_A, log_B_T = torch.log(A), torch.log(B).T
     N, T = obs.shape
     delta = torch.log(pi)[None, :] + log_B_T[obs[:, 0]]
     back = torch.zeros(T, N, A.shape[0], dtype=torch.int64, device=A.device)
     for t in range(1, T):
-        best, back[t] = (delta[:, :, None] + log_A[None]).max(dim=1)
+        best, flipped = (delta[:, :, None] + log_A[None]).flip(1).max(dim=1)
+        back[t] = A.shape[0] - 1 - flipped
         delta = best + log_B_T[obs[:, t]]
-    log_prob, last = delta.max(dim=1)
+    log_prob = delta.max(dim=1).values
+    last = torch.argmax((delta == log_prob[:, None]).to(torch.int8), dim=1)   # first maximum
     path = torch.empty(N, T, dtype=torch.int64, device=A.device)
     path[:, -1] = last
     for t in range(T - 1, 0, -1):

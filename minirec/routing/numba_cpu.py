@@ -23,6 +23,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from minirec.routing.reference import load_balance_loss  # two reductions NumPy runs compiled
+
 __all__ = ["top_k_route", "expert_slots", "dispatch", "combine", "load_balance_loss"]
 
 _JIT = dict(cache=True, error_model="numpy")
@@ -142,8 +144,3 @@ def combine(expert_out, weights, indices, slots):
                     np.ascontiguousarray(slots, dtype=np.int64), y)
     return y
 
-
-def load_balance_loss(probs, indices):
-    """E · Σ_e f_e P_e: two reductions NumPy already runs compiled (the reference's code)."""
-    from minirec.routing.reference import load_balance_loss as ref_loss
-    return ref_loss(probs, indices)

@@ -291,9 +291,10 @@ plt.show()
 # unit keys are nearly orthogonal) and then degrades *evenly*: every value is summed into every
 # answer, so the recent writes drown as much as the old ones. The delta rule writes the error, so
 # each write overwrites what was stored along $k_t$: the recent writes stay perfect and the old
-# ones are pushed out — a recency-ordered memory. Titans with momentum behaves like the delta rule
-# here (the momentum of random, unrelated writes averages out), and forgetting trades a little
-# more of the past for nothing on this stream.
+# ones are pushed out — a recency-ordered memory. Titans with $\eta = 0.4$, $\theta = 0.3$ nearly
+# matches the delta rule: its momentum sums steps of $2\theta$ with weights $1, \eta, \eta^2, \dots$,
+# a total step of $2\theta / (1 - \eta) = 1$, the delta rule's $\theta$. Forgetting trades a
+# little more of the past for nothing on this stream.
 #
 # ## Momentum: the surprise-burst stream
 #

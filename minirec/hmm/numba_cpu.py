@@ -13,8 +13,9 @@ innermost, on contiguous rows of A, which the compiler vectorises:
   sequence per thread;
 - log forward: the same product on exp(log alpha − max) (K exponentials and K logarithms per
   step, not K²);
-- Viterbi: delta_t[j] = max_i delta_{t−1}[i] + log A[i, j], the arg max kept as the back-pointer
-  (ties as the reference and hmmlearn: the highest predecessor, the lowest final state).
+- Viterbi: delta_t[j] = max_i delta_{t−1}[i] + log A[i, j] (a branch-free, vectorised max), the
+  path read back from the stored deltas at the end, as hmmlearn does (ties as the reference and
+  hmmlearn: the highest predecessor, the lowest final state).
 
 All kernels are ``@njit(cache=True)``; the first call in a fresh environment compiles them.
 """
@@ -239,38 +240,45 @@ def _backward_log_full(A, log_B, obs):
 
 @njit(cache=True, parallel=True)
 def _viterbi_kernel(log_pi, log_A, log_B, obs):
+    """Forward: the lattice delta (T, K) of each sequence, a pure max over the previous state
+    (vectorised, no branch). Backward: the path read off the lattice, as hmmlearn does,
+    z_{t} = argmax_i delta_t[i] + log A[i, z_{t+1}] — the very sums the forward pass maximised,
+    so no back-pointers are stored and ties go the same way (>=: the highest i)."""
     N, T = obs.shape
     K = log_A.shape[0]
     paths = np.empty((N, T), dtype=np.int64)
     log_prob = np.empty(N)
     for n in prange(N):
-        back = np.zeros((T, K), dtype=np.int32)
-        delta = np.empty(K)
+        delta = np.empty((T, K))
         best = np.empty(K)
         for j in range(K):
-            delta[j] = log_pi[j] + log_B[j, obs[n, 0]]
+            delta[0, j] = log_pi[j] + log_B[j, obs[n, 0]]
         for t in range(1, T):
             for j in range(K):
-                best[j] = delta[0] + log_A[0, j]
-                back[t, j] = 0
-            for i in range(1, K):                  # >=: ties go to the highest i (hmmlearn)
-                d_i = delta[i]
+                best[j] = -np.inf
+            for i in range(K):
+                d_i = delta[t - 1, i]
                 for j in range(K):
-                    s = d_i + log_A[i, j]
-                    if s >= best[j]:
-                        best[j] = s
-                        back[t, j] = i
+                    best[j] = max(best[j], d_i + log_A[i, j])
             x = obs[n, t]
             for j in range(K):
-                delta[j] = best[j] + log_B[j, x]
+                delta[t, j] = best[j] + log_B[j, x]
         last = 0
-        for j in range(1, K):
-            if delta[j] > delta[last]:
+        for j in range(1, K):                      # the first of equal final states
+            if delta[T - 1, j] > delta[T - 1, last]:
                 last = j
-        log_prob[n] = delta[last]
+        log_prob[n] = delta[T - 1, last]
         paths[n, T - 1] = last
-        for t in range(T - 1, 0, -1):
-            paths[n, t - 1] = back[t, paths[n, t]]
+        for t in range(T - 2, -1, -1):
+            nxt = paths[n, t + 1]
+            top = -np.inf
+            arg = 0
+            for i in range(K):                     # >=: the last of equal predecessors
+                v = delta[t, i] + log_A[i, nxt]
+                if v >= top:
+                    top = v
+                    arg = i
+            paths[n, t] = arg
     return paths, log_prob
 
 

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 
 from minirec.workspace.torch_ops import DirectLSTM, GlobalWorkspace
 
-__all__ = ["AdditionSplit", "addition_split", "train_workspace", "train_direct", "accuracy",
-           "TrainResult"]
+__all__ = ["AdditionSplit", "addition_split", "train_workspace", "train_direct", "predict",
+           "accuracy", "TrainResult"]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minirec import workspace as ws
 from minirec.workspace import reference as ref
@@ -175,3 +177,23 @@ def test_soft_run_with_saturated_logits_is_the_hard_run():
     assert (top2[..., 1] - top2[..., 0]).min() > 50               # softmax is one-hot in float64
     np.testing.assert_allclose(soft[0], hard[0], atol=1e-15)
     np.testing.assert_allclose(soft[1], hard[1], atol=1e-15)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_digits=st.integers(2, 12), n_steps=st.integers(2, 9), batch=st.integers(1, 6),
+       seed=st.integers(0, 10_000))
+def test_any_program_ending_in_b_increments_after_the_last_input_adds(n_digits, n_steps, batch,
+                                                                      seed):
+    """Property: a one-hot program whose last input step is followed by exactly b increments
+    (other steps anything) leaves onehot((a + b) mod N) — the rule the lesson uses to read a
+    learned controller's program."""
+    rng = np.random.default_rng(seed)
+    choice = rng.integers(0, 3, size=(n_steps, batch))
+    last_input = rng.integers(0, n_steps, size=batch)
+    choice[last_input, np.arange(batch)] = ref.INPUT
+    later = np.arange(n_steps)[:, None] > last_input[None, :]
+    choice[later & (choice == ref.INPUT)] = ref.OUTPUT
+    b = ((choice == ref.INCREMENT) & later).sum(axis=0)
+    a = rng.integers(0, n_digits, size=batch)
+    final = ref.run_program(ref.one_hot(a, n_digits), np.eye(3)[choice])[-1]
+    np.testing.assert_array_equal(final, np.eye(n_digits)[(a + b) % n_digits])

@@ -90,13 +90,15 @@ def controller_run(a_onehot, cue, params, n_steps: int, *, hard: bool = True,
     ``weight_hh (4H, H)``, ``bias_ih``, ``bias_hh (4H,)`` and the read-out ``weight_out (M, H)``,
     ``bias_out (M,)``.
     """
+    if not reads_workspace:
+        return _open_loop_run(a_onehot, cue, params, n_steps, hard)
     B, N = a_onehot.shape
     H = params["weight_hh"].shape[1]
     w = blank_workspace(B, N, a_onehot)
     state = (a_onehot.new_zeros((B, H)), a_onehot.new_zeros((B, H)))
     trajectory, all_gates, all_logits = [w], [], []
     for _ in range(n_steps):
-        x = torch.cat([w, cue], dim=-1) if reads_workspace else cue   # x_k = [w_k, cue] or cue
+        x = torch.cat([w, cue], dim=-1)                              # x_k = [w_k, cue]
         _, state = cells.lstm_forward(x[None], state, params)        # one step of lesson 01's LSTM
         logits = F.linear(state[0], params["weight_out"], params["bias_out"])
         gates = hard_gates(logits) if hard else soft_gates(logits)
@@ -105,6 +107,19 @@ def controller_run(a_onehot, cue, params, n_steps: int, *, hard: bool = True,
         all_gates.append(gates)
         all_logits.append(logits)
     return WorkspaceRun(torch.stack(trajectory), torch.stack(all_gates), torch.stack(all_logits))
+
+
+def _open_loop_run(a_onehot, cue, params, n_steps, hard):
+    """A controller that reads only the cue is open-loop: its input is the same at every step,
+    so its K states — and the whole gate program — come from one LSTM pass over K copies of the
+    cue, before any module runs. Same maths as the step-by-step loop, a fraction of the calls."""
+    B, _ = a_onehot.shape
+    H = params["weight_hh"].shape[1]
+    state = (a_onehot.new_zeros((B, H)), a_onehot.new_zeros((B, H)))
+    hs, _ = cells.lstm_forward(cue.expand(n_steps, *cue.shape), state, params)    # (K, B, H)
+    logits = F.linear(hs, params["weight_out"], params["bias_out"])                # (K, B, M)
+    program = hard_gates(logits) if hard else soft_gates(logits)
+    return WorkspaceRun(run_program(a_onehot, program), program, logits)
 
 
 def _check_digits(name, digits, high, device):

@@ -117,3 +117,13 @@ def test_layer_parameter_errors():
         ssm.selective_ssm(x, bad)
     with pytest.raises(ValueError, match=r"params\['A_log'\] must have shape \(D, N\) = \(5, N\)"):
         ssm.selective_ssm(np.zeros((3, 1, 5)), params)
+
+
+def test_numba_parallel_path_matches_the_reference(monkeypatch):
+    from minirec.ssm import numba_cpu
+    monkeypatch.setattr(numba_cpu, "PARALLEL_MIN_WORK", 1)
+    x, delta, A, Bm, C, Dv, h0 = _inputs(9, 3, 5, 2)
+    y, h = numba_cpu.selective_scan(x, delta, A, Bm, C, D=Dv, h0=h0)
+    y_ref, h_ref = ref.selective_scan(x, delta, A, Bm, C, D=Dv, h0=h0)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(h, h_ref, rtol=1e-10, atol=1e-12)

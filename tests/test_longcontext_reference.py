@@ -11,7 +11,7 @@ from minirec.attention.reference import elu_plus_one, taylor_exp
 from minirec.longcontext import experiments as ex
 from minirec.longcontext import prefix_linear_attention
 from minirec.longcontext import reference as ref
-from minirec.tasks import set_disjointness
+from minirec.tasks import mqar, recall_accuracy, set_disjointness
 
 
 def brute_force(q, k, v, k_enc, v_enc, phi):
@@ -149,13 +149,35 @@ def test_slot_reader_answers_minus_one_when_not_kept():
     assert ex.slot_reader(a, b, 2, read_twice=True).tolist() == [3]   # keeps B (2 items)
 
 
-def test_outer_product_recall_exact_for_orthogonal_keys_and_falls_with_load():
+def test_mqar_linear_attention_equals_a_loop_over_the_pairs():
+    """Logits recomputed by hand: S accumulates e(previous) u(value) at value tokens."""
+    task = mqar(3, 5, 3, n_keys=9, n_values=6, rng=np.random.default_rng(4))
+    logits = ex.mqar_linear_attention_logits(task, 7, rng=np.random.default_rng(5), d_value=4)
+    check = np.random.default_rng(5)
+    embed = ex.unit_vectors(check, task.vocab_size, 7)
+    code = ex.unit_vectors(check, task.vocab_size, 4)
+    for b in range(3):
+        S = np.zeros((7, 4))
+        for t, token in enumerate(task.inputs[:, b]):
+            if token >= task.n_keys:
+                S += np.outer(embed[task.inputs[t - 1, b]], code[token])
+            expected = code @ (S.T @ embed[token])
+            np.testing.assert_allclose(logits[t, b, task.n_keys:], expected[task.n_keys:],
+                                       rtol=1e-12, atol=1e-12)
+            assert np.isneginf(logits[t, b, :task.n_keys]).all()
+
+
+def test_mqar_recall_exact_with_room_and_falls_with_load():
     rng = np.random.default_rng(1)
-    assert ex.outer_product_recall(1, 8, rng=rng) == 1.0
-    loads = [ex.outer_product_recall(n, 16, rng=rng, trials=32) for n in (4, 16, 64)]
+
+    def acc(n, d):
+        task = mqar(16, n, min(n, 8), n_keys=64, n_values=32, rng=rng)
+        return recall_accuracy(ex.mqar_linear_attention_logits(task, d, rng=rng), task.targets)
+
+    assert acc(2, 512) == 1.0
+    loads = [acc(n, 16) for n in (4, 16, 64)]
     assert loads[0] > loads[1] > loads[2]
-    big = ex.outer_product_recall(64, 64, rng=rng, trials=32)
-    assert big > loads[2]                                           # a bigger state recalls more
+    assert acc(64, 64) > loads[2]                                  # a bigger state recalls more
 
 
 def test_decayed_recall_and_choice():

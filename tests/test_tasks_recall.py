@@ -19,7 +19,7 @@ def test_mqar_shapes_and_vocabulary():
     r = mqar(5, 6, 4, n_keys=10, n_values=7, rng=rng())
     assert r.inputs.shape == r.targets.shape == (2 * 6 + 2 * 4, 5)
     assert r.inputs.dtype == r.targets.dtype == np.int64
-    assert r.vocab_size == 17
+    assert r.vocab_size == 17 and r.n_keys == 10
     assert r.inputs.min() >= 0 and r.inputs.max() < 17
     assert (r.inputs[0:12:2] < 10).all() and (r.inputs[1:12:2] >= 10).all()
     assert r.mask.sum() == 4 * 5

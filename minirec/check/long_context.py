@@ -33,7 +33,7 @@ from minirec.attention.reference import elu_plus_one as phi
 from minirec.check._core import Case, CheckFailed, Exercise, Suspect, run_check
 from minirec.longcontext import reference as lc
 from minirec.ssm import reference as ssm
-from minirec.tasks.recall import IGNORE
+from minirec.tasks.recall import IGNORE, recall_accuracy
 
 __all__ = ["check_selective_scan_step", "check_prefix_linear_attention",
            "check_recall_accuracy", "recall_accuracy", "SSM_SIZES", "PREFIX_SIZES",
@@ -226,14 +226,6 @@ def check_prefix_linear_attention(prefix_linear_attention) -> None:
 # ---------------------------------------------------------------------------------------------
 # The recall accuracy metric
 # ---------------------------------------------------------------------------------------------
-
-def recall_accuracy(logits, targets):
-    """Fraction of the asked positions (``targets != IGNORE``) whose most likely token is the
-    target: ``logits (T, B, V)``, ``targets (T, B)`` → a float in [0, 1]."""
-    asked = targets != IGNORE
-    predicted = logits.argmax(axis=-1)                              # (T, B)
-    return float((predicted[asked] == targets[asked]).mean())
-
 
 def _recall_cases():
     rng = np.random.default_rng(2410)

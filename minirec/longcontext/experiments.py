@@ -4,9 +4,9 @@ r"""Toy experiments of lesson 13, sized for two CPU cores; every draw from an ex
   slots keeps the first set it reads (as much of it as fits) and looks the second set up in it.
   Read once, it needs as many slots as the first set has items; read twice it can keep the
   smaller set: min(len(A), len(B)).
-- :func:`outer_product_recall` — recall from a linear-attention state ``S = Σ φ(k) vᵀ`` after
-  writing N random key–value pairs: the fraction of queried keys whose value is decoded, against
-  the number of pairs per state size.
+- :func:`mqar_linear_attention_logits` — multi-query associative recall by a hand-wired causal
+  linear attention whose state ``S = Σ k vᵀ`` has d_key × d_value numbers: recall against the
+  number of pairs per state size.
 - :func:`decayed_recall` / :func:`forget_threshold_sweep` — Stuffed Mamba's question at toy
   scale: a memory ``S_t = λ S_{t−1} + v_t k_tᵀ`` (a selective SSM's Ā = exp(ΔA) held fixed), λ
   chosen on sequences of the training length, tested on sequences 8 times longer.
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minirec.attention.reference import FEATURE_MAPS
+from minirec import attention
 
 __all__ = ["slot_reader", "slot_reader_accuracy", "memory_needed", "unit_vectors",
-           "outer_product_recall", "decayed_recall", "choose_decay", "forget_threshold_sweep",
+           "mqar_linear_attention_logits", "decayed_recall", "choose_decay", "forget_threshold_sweep",
            "SweepRow"]
 
 
@@ -71,27 +71,31 @@ def unit_vectors(rng, *shape):
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def outer_product_recall(n_pairs, d_key, *, rng, feature_map="identity", d_value=64,
-                         n_values=64, trials=64):
-    """Write ``n_pairs`` (key, value) pairs into ``S = Σ_j φ(k_j) v_jᵀ`` and read every key back.
+def mqar_linear_attention_logits(task, d_key, *, rng, d_value=64):
+    """A hand-wired one-layer linear attention that solves MQAR as far as its state allows.
 
-    Keys: random unit vectors in R^{d_key} (distinct tokens' embeddings); values: one of
-    ``n_values`` random unit codewords in R^{d_value}. Read ``r = Sᵀ φ(k_j)``, decode the codeword
-    with the largest r·c. Returns the fraction decoded right over ``trials`` independent
-    memories. The state holds d_f × d_value numbers, d_f = d_key (identity) or 1 + d + d²
-    ("taylor", Based's map).
+    Every token gets a random unit embedding e(x) ∈ R^{d_key} (its key and query) and a random
+    unit code u(x) ∈ R^{d_value}. At a value token x_t the layer writes the pair (previous
+    token, this token): k_t = e(x_{t−1}), v_t = u(x_t) (zero elsewhere); every token queries
+    with q_t = e(x_t). So S_t = Σ_{value tokens j ≤ t} e(x_{j−1}) u(x_j)ᵀ, a d_key × d_value
+    state, and o_t = S_tᵀ q_t (:func:`minirec.attention.linear_attention`, identity map, no
+    normaliser). The logits score o_t against every value token's code (key tokens get −∞).
+
+    ``task``: a :class:`minirec.tasks.Recall` with ``inputs (T, B)`` → ``logits (T, B, V)``.
     """
-    phi = FEATURE_MAPS[feature_map]
-    codebook = unit_vectors(rng, n_values, d_value)                  # (V, d_v)
-    keys = unit_vectors(rng, trials, n_pairs, d_key)                 # (R, N, d_k)
-    labels = rng.integers(0, n_values, size=(trials, n_pairs))       # (R, N)
-    fk = phi(keys)
-    if feature_map == "taylor":                                      # φ(k)·φ(k') = 1 + k·k'/√d + …
-        fk = fk - fk.mean(axis=1, keepdims=True)                     # drop the shared component
-    S = np.einsum("rnf,rne->rfe", fk, codebook[labels])              # S = Σ φ(k_j) v_jᵀ
-    read = np.einsum("rnf,rfe->rne", fk, S)                          # Sᵀ φ(k_j)
-    decoded = np.argmax(read @ codebook.T, axis=-1)
-    return float(np.mean(decoded == labels))
+    x = task.inputs                                                 # (T, B)
+    embed = unit_vectors(rng, task.vocab_size, d_key)               # e(x)
+    code = unit_vectors(rng, task.vocab_size, d_value)              # u(x)
+    is_value = np.arange(task.vocab_size) >= task.n_keys            # tokens n_keys … V − 1
+    value_step = is_value[x]                                        # (T, B)
+    previous = np.concatenate([x[:1], x[:-1]])
+    k = embed[previous] * value_step[..., None]                     # k_t = e(x_{t−1}) at values
+    v = code[x] * value_step[..., None]                             # v_t = u(x_t) at values
+    o = attention.linear_attention(embed[x], k, v, form="recurrent", feature_map="identity",
+                                   normalize=False)                 # o_t = S_tᵀ e(x_t)
+    logits = o @ code.T                                             # (T, B, V)
+    logits[..., ~is_value] = -np.inf
+    return logits
 
 
 # --------------------------------------------------------------------------------------------

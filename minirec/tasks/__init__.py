@@ -1,7 +1,8 @@
 """Synthetic tasks: token sequences, time first (``(T, B)``), drawn from an explicit ``rng``.
 
 Recall tasks (:mod:`minirec.tasks.recall`): multi-query associative recall, set disjointness
-(JRT), passkey retrieval, and JRT-Prompt's read-twice input. Lesson 13.
+(JRT), passkey retrieval, JRT-Prompt's read-twice input, and the recall accuracy on the asked
+positions. Lesson 13.
 """
 
 from minirec.tasks.recall import (
@@ -12,8 +13,9 @@ from minirec.tasks.recall import (
     mqar,
     passkey,
     read_twice_tokens,
+    recall_accuracy,
     set_disjointness,
 )
 
 __all__ = ["IGNORE", "Recall", "SetDisjointness", "Passkey", "mqar", "set_disjointness",
-           "passkey", "read_twice_tokens"]
+           "passkey", "read_twice_tokens", "recall_accuracy"]

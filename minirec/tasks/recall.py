@@ -27,7 +27,7 @@ import numpy as np
 from minirec._validate import require_positive_int
 
 __all__ = ["IGNORE", "Recall", "SetDisjointness", "Passkey", "mqar", "set_disjointness",
-           "passkey", "read_twice_tokens"]
+           "passkey", "read_twice_tokens", "recall_accuracy"]
 
 #: Target of a position where nothing is asked (``torch.nn.functional.cross_entropy``'s
 #: default ``ignore_index``).
@@ -58,7 +58,8 @@ class Recall:
 
     ``inputs (T, B)``, ``targets (T, B)`` (IGNORE except at the queried keys), ``keys (N, B)``
     and ``values (N, B)`` the stored pairs in order, ``queries (Q, B)`` the indices into them of
-    the queried pairs, ``query_positions (Q,)`` the time steps of the queried keys.
+    the queried pairs, ``query_positions (Q,)`` the time steps of the queried keys; key tokens
+    are ``[0, n_keys)``, value tokens ``[n_keys, vocab_size)``.
     """
 
     inputs: np.ndarray
@@ -68,6 +69,7 @@ class Recall:
     queries: np.ndarray
     query_positions: np.ndarray
     vocab_size: int
+    n_keys: int
 
     @property
     def mask(self) -> np.ndarray:
@@ -115,7 +117,7 @@ def mqar(batch, n_pairs, n_queries, *, n_keys, n_values, rng):
     query_positions = np.arange(2 * N, T, 2)
     targets[query_positions] = answers
     return Recall(inputs, targets, keys.astype(np.int64), values.astype(np.int64),
-                  queries.astype(np.int64), query_positions, n_keys + n_values)
+                  queries.astype(np.int64), query_positions, n_keys + n_values, n_keys)
 
 
 @dataclass(frozen=True)
@@ -251,3 +253,11 @@ def read_twice_tokens(context, question):
                          f"{', '.join(map(str, context.shape[1:]))}) (the trailing axes of "
                          f"context); got {question.shape}")
     return np.concatenate([context, context, question])
+
+
+def recall_accuracy(logits, targets):
+    """Fraction of the asked positions (``targets != IGNORE``) whose most likely token is the
+    target: ``logits (T, B, V)``, ``targets (T, B)`` → a float in [0, 1]."""
+    asked = targets != IGNORE
+    predicted = logits.argmax(axis=-1)                              # (T, B)
+    return float((predicted[asked] == targets[asked]).mean())

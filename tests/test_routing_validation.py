@@ -50,7 +50,8 @@ def test_combine_checks_every_argument():
         routing.combine(out, np.ones(5), idx, slots)
     with pytest.raises(ValueError, match=r"slots must have shape \(N, k\) = \(5, 2\)"):
         routing.combine(out, w, idx, np.zeros((5, 1), dtype=int))
-    with pytest.raises(ValueError, match=r"slots must hold expert numbers in \[-1, 2\)"):
+    with pytest.raises(ValueError, match=r"slots must hold buffer positions \(−1 for dropped, "
+                                         r"C from expert_out\) in \[-1, 2\)"):
         routing.combine(out, w, idx, np.full((5, 2), 2))
     with pytest.raises(ValueError, match=r"expert_out must have 3 dimensions \(E, C, d_out\)"):
         routing.combine(np.zeros((3, 4)), w, idx, slots)

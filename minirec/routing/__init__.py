@@ -60,8 +60,8 @@ def __getattr__(name):
 # Validation
 # --------------------------------------------------------------------------------------------
 
-def _integer_array(name, value, spec, shapes, n_experts=None, *, low=0):
-    """Check an (N, k) integer array or tensor; with ``n_experts``, values in [low, E)."""
+def _integer_array(name, value, spec, shapes, n_experts=None, *, low=0, what="expert numbers"):
+    """Check an (N, k) integer array or tensor; with ``n_experts``, values in [low, n_experts)."""
     if not is_torch(value):
         value = np.asarray(value)
         integer = np.issubdtype(value.dtype, np.integer)
@@ -76,8 +76,8 @@ def _integer_array(name, value, spec, shapes, n_experts=None, *, low=0):
     if n_experts is not None and value.shape[0] * value.shape[1] > 0:
         lo, hi = int(value.min()), int(value.max())
         if lo < low or hi >= n_experts:
-            raise ValueError(f"{name} must hold expert numbers in [{low}, {n_experts}) "
-                             f"(E={n_experts}); got values from {lo} to {hi}")
+            raise ValueError(f"{name} must hold {what} in [{low}, {n_experts}); "
+                             f"got values from {lo} to {hi}")
     return value
 
 
@@ -169,7 +169,8 @@ def combine(expert_out, weights, indices, slots, *, backend=None):
     shapes.check("weights", weights, ("N", "k"))
     E, C = expert_out.shape[:2]
     _integer_array("indices", indices, ("N", "k"), shapes, E)
-    _integer_array("slots", slots, ("N", "k"), shapes, C, low=-1)
+    _integer_array("slots", slots, ("N", "k"), shapes, C, low=-1,
+                   what="buffer positions (−1 for dropped, C from expert_out)")
     for name, value in (("indices", indices), ("slots", slots)):
         _same_kind(expert_out, value, name)
     return _call(pick_backend(backend, expert_out), "combine",

@@ -60,21 +60,26 @@ def expert_slots(indices, n_experts, capacity=None):
     """``indices (N, k)`` → ``slots (N, k)``: position in the expert's buffer, −1 if dropped.
 
     Vectorised form of the reference's loop: list the choices in priority order (all first
-    choices, then all second ones), count per expert with a cumulative sum of one-hot rows.
+    choices, then all second ones); a stable sort by expert keeps that order within each expert,
+    so a choice's position is its rank in the sorted list minus where its expert's run starts.
     """
     N, k = indices.shape
     order = indices.t().reshape(-1)                             # slot-major: (k·N,)
-    onehot = F.one_hot(order, n_experts)                        # (k·N, E)
-    position = (onehot.cumsum(0) * onehot).sum(1) - 1           # earlier choices of that expert
+    by_expert, perm = torch.sort(order, stable=True)
+    counts = torch.bincount(order, minlength=n_experts)
+    starts = torch.cumsum(counts, 0) - counts                   # first sorted index of each expert
+    rank = torch.arange(order.numel(), device=order.device) - starts[by_expert]
+    position = torch.empty_like(order).scatter_(0, perm, rank)  # back to priority order
     if capacity is not None:
         position = torch.where(position < capacity, position, torch.full_like(position, -1))
     return position.reshape(k, N).t().contiguous()
 
 
-def _kept(indices, slots):
-    """(token, choice) coordinates of the kept choices and their (expert, slot)."""
-    n, j = torch.nonzero(slots >= 0, as_tuple=True)
-    return n, indices[n, j], slots[n, j]
+def _flat_rows(indices, slots, C):
+    """Row of each choice in the (E·C, d) view of the buffers (0 for a dropped one) and the
+    mask of kept choices."""
+    keep = slots >= 0
+    return torch.where(keep, indices * C + slots, torch.zeros_like(slots)), keep
 
 
 def dispatch(x, indices, n_experts, capacity=None):
@@ -82,19 +87,24 @@ def dispatch(x, indices, n_experts, capacity=None):
     with respect to x."""
     slots = expert_slots(indices, n_experts, capacity)
     C = capacity if capacity is not None else max(1, int(slots.max()) + 1)
-    n, e, s = _kept(indices, slots)
-    buffers = x.new_zeros((n_experts, C, x.shape[1]))
-    buffers = buffers.index_put((e, s), x[n])                  # buffers[idx_nj, slot_nj] = x_n
-    return buffers, slots
+    rows, keep = _flat_rows(indices, slots, C)
+    token, choice = torch.nonzero(keep, as_tuple=True)
+    buffers = x.new_zeros((n_experts * C, x.shape[1]))
+    buffers = buffers.index_copy(0, rows[token, choice], x.index_select(0, token))
+    return buffers.view(n_experts, C, x.shape[1]), slots        # buffers[idx_nj, slot_nj] = x_n
 
 
 def combine(expert_out, weights, indices, slots):
     """``expert_out (E, C, d_out)``, ``weights, indices, slots (N, k)`` →
     ``y (N, d_out) = Σ_{kept j} w_nj · expert_out[idx_nj, slot_nj]``."""
-    keep = slots >= 0
-    gathered = expert_out[indices, slots.clamp(min=0)]          # (N, k, d_out)
+    E, C, d_out = expert_out.shape
+    flat = expert_out.reshape(E * C, d_out)
+    rows, keep = _flat_rows(indices, slots, C)
     gates = torch.where(keep, weights, torch.zeros_like(weights))
-    return torch.einsum("nk,nkd->nd", gates, gathered)
+    y = gates[:, :1] * flat.index_select(0, rows[:, 0])
+    for j in range(1, weights.shape[1]):                        # one (N, d_out) gather per choice
+        y = y + gates[:, j:j + 1] * flat.index_select(0, rows[:, j])
+    return y
 
 
 def load_balance_loss(probs, indices):

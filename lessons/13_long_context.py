@@ -44,7 +44,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from minirec import ssm
+from minirec import ssm, tasks
 from minirec.attention.reference import elu_plus_one as phi
 from minirec.check.long_context import (
     check_prefix_linear_attention,
@@ -146,20 +146,38 @@ check_recall_accuracy(recall_accuracy)
 # %% [markdown]
 # ## Recall against state size
 #
-# Lesson 04's linear attention writes each pair into one matrix, $S = \sum_j \phi(k_j) v_j^\top$,
-# and reads a key back as $S^\top \phi(k)$. With random unit keys in $\mathbb{R}^{d}$ and the
-# identity map, the read-out is the right value plus crosstalk from the other $N - 1$ pairs, each
-# weighted by $k \cdot k_j \sim 1/\sqrt{d}$. Decoded against a codebook of 64 values, recall holds
-# while the crosstalk is small, and falls as $N$ grows past a multiple of $d$: the state has
-# $d \times d_v$ numbers, and what it can hold grows with it.
+# Lesson 04's causal linear attention is enough to solve MQAR by hand, as far as its state allows.
+# Give every token a random unit embedding $e(x) \in \mathbb{R}^{d}$ and a random unit code
+# $u(x) \in \mathbb{R}^{64}$. At each value token the layer writes the pair (previous token, this
+# token), $k_t = e(x_{t-1})$, $v_t = u(x_t)$; every token queries with its own embedding:
+#
+# $$
+# S_t = \sum_{\text{value tokens } j \le t} e(x_{j-1})\, u(x_j)^\top, \qquad o_t = S_t^\top e(x_t),
+# \qquad \text{logits}_t = U\, o_t .
+# $$
+#
+# Reading an asked key returns its value's code plus crosstalk from every other pair in the
+# $d \times 64$ state, each weighted by $e(k) \cdot e(k') \sim 1/\sqrt{d}$. Scored with the
+# recall accuracy of exercise 1 (`minirec.tasks.recall_accuracy`), recall holds while the
+# crosstalk is small and falls as the number of pairs $N$ grows past a multiple of $d$.
+
+# %%
+show(toys.mqar_linear_attention_logits)
 
 # %%
 pairs = [4, 8, 16, 32, 64, 128]
 dims = [8, 16, 32, 64]
 recall_rng = np.random.default_rng(0)
-recall_table = np.array([[toys.outer_product_recall(n, d, rng=recall_rng, trials=48)
-                          for n in pairs] for d in dims])
-print("recall accuracy; rows: key size d (state d x 64), columns: pairs written N =", pairs)
+
+
+def mqar_recall(n_pairs, d):
+    task = mqar(32, n_pairs, min(n_pairs, 16), n_keys=128, n_values=64, rng=recall_rng)
+    return tasks.recall_accuracy(toys.mqar_linear_attention_logits(task, d, rng=recall_rng),
+                                 task.targets)
+
+
+recall_table = np.array([[mqar_recall(n, d) for n in pairs] for d in dims])
+print("MQAR recall accuracy; rows: key size d (state d x 64), columns: pairs written N =", pairs)
 for d, row in zip(dims, recall_table, strict=True):
     print(f"d = {d:2d}: ", np.round(row, 2))
 
@@ -168,24 +186,24 @@ fig, ax = plt.subplots(figsize=(5, 3.2))
 for d, row in zip(dims, recall_table, strict=True):
     ax.semilogx(np.array(pairs) / d, row, "o-", label=f"d = {d}")
 ax.set(xlabel="pairs per key dimension, N / d", ylabel="recall accuracy",
-       title="recall from S = Σ k vᵀ")
+       title="MQAR by linear attention, state d × 64")
 ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# Plotted against $N/d$, the curves nearly lie on one another: recall is, to a first
-# approximation, a function of pairs per unit of state (the larger states sit slightly higher at
-# the same ratio).
+# Recall falls with the number of pairs and rises with the state size; plotted against $N/d$,
+# the curves come close to one another: to a first approximation, what matters is pairs per unit
+# of state. Nothing here chooses what to store — every pair is written with weight 1.
 
 # %%
 for row in recall_table:
-    assert np.all(np.diff(row) <= 0.02)                       # recall falls with the load
+    assert np.all(np.diff(row) <= 0.03)                       # recall falls with the load
 assert np.all(np.diff(recall_table[:, -1]) > 0)               # and rises with the state size
 
 # %% [markdown]
 # ## A selective state-space model
 #
-# Linear attention adds every pair with weight 1: it cannot choose. Mamba's *selective* SSM makes
+# Linear attention adds every pair with weight 1: it cannot choose what to keep. Mamba's *selective* SSM makes
 # the write and the forgetting depend on the input. Each of $D$ channels carries a state of $N$
 # numbers; the continuous system $h'(\tau) = A h(\tau) + B x(\tau)$, with $A$ diagonal and
 # negative, is discretised over a step $\Delta_t$ that the input chooses:

@@ -127,3 +127,18 @@ def test_numba_parallel_path_matches_the_reference(monkeypatch):
     y_ref, h_ref = ref.selective_scan(x, delta, A, Bm, C, D=Dv, h0=h0)
     np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(h, h_ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_torch_on_cuda_matches_the_reference_with_gradients():
+    arrays = _inputs(63, 3, 7, 5)
+    cuda = [torch.tensor(a, device="cuda", requires_grad=True) for a in arrays]
+    cpu = [torch.tensor(a, requires_grad=True) for a in arrays]
+    from minirec.ssm import torch_ops
+    y_gpu, h_gpu = torch_ops.selective_scan(*cuda[:5], D=cuda[5], h0=cuda[6])
+    y_cpu, h_cpu = torch_ops.selective_scan_loop(*cpu[:5], D=cpu[5], h0=cpu[6])
+    np.testing.assert_allclose(y_gpu.detach().cpu().numpy(), y_cpu.detach().numpy(), rtol=1e-10)
+    (y_gpu.sum() + h_gpu.sum()).backward()
+    (y_cpu.sum() + h_cpu.sum()).backward()
+    for g, c in zip(cuda, cpu, strict=True):
+        np.testing.assert_allclose(g.grad.cpu().numpy(), c.grad.numpy(), rtol=1e-9, atol=1e-11)

@@ -14,6 +14,15 @@ from minirec.hmm import emulator as em
 from minirec.hmm import reference as ref
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Small sequential ops: one thread is faster than two, and fights no one on a shared box."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_mmd_equals_a_double_loop():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(5, 3, generator=g, dtype=torch.float64)

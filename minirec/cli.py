@@ -107,6 +107,8 @@ def _run_check(args) -> int:
 
     all_ok = True
     for name in args.notebooks:
+        print(f"Running {name} in a fresh kernel (time limit {args.timeout:g} s) ...",
+              file=sys.stderr, flush=True)
         result = grading.check_notebook(name, time_limit=args.timeout)
         print(grading.format_check(name, result), flush=True)
         all_ok = all_ok and result.ok()

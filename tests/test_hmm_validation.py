@@ -66,3 +66,13 @@ def test_types_checked(m):
         H.sample(pi, A, B, 0, rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="init must have K = n_states = 2"):
         H.fit(np.array([[0, 1, 2]]), 2, rng=np.random.default_rng(0), init=m)
+
+
+def test_torch_observations_checked(m):
+    import torch
+    pi, A, B = (torch.from_numpy(x) for x in m)
+    with pytest.raises(TypeError, match="integer symbols"):
+        H.log_likelihood(pi, A, B, torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"obs\[1\] = 5"):
+        H.viterbi(pi, A, B, torch.tensor([0, 5]))
+    assert H.log_likelihood(pi, A, B, torch.tensor([[0, 1], [2, 2]])).shape == (2,)

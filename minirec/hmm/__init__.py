@@ -74,14 +74,9 @@ def validate_model(pi, A, B):
 
 def validate_obs(obs, n_symbols: int):
     """``obs (T,)`` or ``(N, T)`` integers in [0, M), T >= 1. Returns it unchanged."""
-    if is_torch(obs):
-        if obs.dtype.is_floating_point or obs.dtype == __import__("torch").bool:
-            raise TypeError(f"obs must hold integer symbols; got dtype {obs.dtype}")
-        arr = obs.detach().cpu().numpy()
-    else:
-        arr = np.asarray(obs)
-        if not np.issubdtype(arr.dtype, np.integer):
-            raise TypeError(f"obs must hold integer symbols in [0, M); got dtype {arr.dtype}")
+    arr = obs.detach().cpu().numpy() if is_torch(obs) else np.asarray(obs)
+    if not np.issubdtype(arr.dtype, np.integer):           # bool and float refused too
+        raise TypeError(f"obs must hold integer symbols in [0, M); got dtype {arr.dtype}")
     if arr.ndim not in (1, 2):
         raise ValueError(f"obs must have shape (T,) or (N, T); got shape {arr.shape}")
     if arr.size == 0:

@@ -60,7 +60,8 @@ A submission is code the instructor did not write, run with the instructor's rig
    nothing.
 2. *A submission cannot change minirec's code or caches for the next one.* On Linux, where
    unprivileged user namespaces are available (``unshare``; measured to work on the project's
-   machines, as root and as a normal user), the kernel runs in a sandbox (:mod:`minirec._sandbox`):
+   2-core machine, where it adds about 0.4 s to a kernel's start; ``sandbox_available()`` probes
+   the machine once), the kernel runs in a sandbox (:mod:`minirec._sandbox`):
    the whole file system is read-only except its working folder; minirec's package folder is
    seen through an overlay whose writes are thrown away after the run (Numba's cache stays
    usable); ``/dev/shm`` is a fresh tmpfs; the kernel is PID 1 of its own PID namespace, so
@@ -81,11 +82,13 @@ A submission is code the instructor did not write, run with the instructor's rig
    still carries the run's environment marker; a process that clears its environment and
    detaches escapes that.
 
-What it does not protect against: code that cheats inside its own kernel (redefines
-``check_...`` or edits its check cell to print a pass) - the CSV then says ``passed``; read the
-code of surprising passes. Network access, and denial of service (exhausting memory or disk of
-the machine), are not prevented. For untrusted submissions at scale, run the grader itself in a
-throw-away container or VM.
+What it does not prevent: code that cheats inside its own kernel (redefines ``check_...`` or
+edits its check cell to print a pass) - the CSV then says ``passed``. A tripwire
+(:func:`review_notes`) lists, in the ``note`` column and the summary, check cells that are not
+plain ``check_...`` calls and cells that rebind a ``check_...`` name; code can hide its intent
+from it (``exec``), so read the code of surprising passes. Network access, and denial of
+service (exhausting the machine's memory or disk), are not prevented either. For untrusted
+submissions at scale, run the grader itself in a throw-away container or VM.
 """
 
 from __future__ import annotations
@@ -116,7 +119,7 @@ __all__ = [
     "NotANotebook", "ExerciseResult", "NotebookResult", "Submission", "GradeReport",
     "read_notebook", "find_exercises", "run_notebook", "check_notebook", "format_check",
     "collect_submissions", "grade", "write_csv", "format_summary", "sandbox_available",
-    "PackageGuard",
+    "PackageGuard", "review_notes",
 ]
 
 PASSED = "passed"
@@ -278,6 +281,71 @@ def _is_check_call(source: str) -> bool:
         and _checked_name(source, []) is not None
 
 
+def review_notes(nb, specs: list[ExerciseSpec]) -> list[str]:
+    """Signs that a notebook fakes its checks, for the instructor to read (a tripwire: code can
+    hide its intent, e.g. in ``exec``): a check cell that is not just calls of ``check_...``
+    functions, or another cell that binds a ``check_...`` name (def, assignment, import from
+    outside minirec or under another name) or ``run_check``."""
+    notes = []
+    owner = {i: s.name for s in specs for i in s.check_cells}
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if index in owner:
+            if not _only_check_calls(cell.source):
+                first = cell.source.strip().split("\n")[0][:60]
+                notes.append(f"the check cell of {owner[index]} was edited (`{first}`)")
+            continue
+        for name in _bound_check_names(cell.source):
+            notes.append(f"cell {index + 1} rebinds {name}")
+    return notes
+
+
+def _only_check_calls(source: str) -> bool:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    return bool(tree.body) and all(
+        isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+        and _call_name(node.value).startswith("check_") for node in tree.body)
+
+
+def _call_name(call: ast.Call) -> str:
+    func = call.func
+    return func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+
+
+def _is_guarded(name: str) -> bool:
+    return name.startswith("check_") or name == "run_check"
+
+
+def _bound_check_names(source: str) -> list[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found += [node.name] if _is_guarded(node.name) else []
+        elif isinstance(node, (ast.Name, ast.Attribute)) and isinstance(node.ctx, ast.Store):
+            name = node.id if isinstance(node, ast.Name) else node.attr
+            found += [name] if _is_guarded(name) else []
+        elif isinstance(node, ast.ImportFrom):
+            trusted = (node.module or "").split(".")[0] == "minirec"
+            for alias in node.names:
+                bound = alias.asname or alias.name
+                if _is_guarded(bound) and (not trusted or alias.name != bound):
+                    found.append(bound)
+        elif isinstance(node, ast.Call) and _call_name(node) == "setattr" and len(node.args) > 1:
+            key = node.args[1]
+            if isinstance(key, ast.Constant) and isinstance(key.value, str) \
+                    and _is_guarded(key.value):
+                found.append(key.value)
+    return list(dict.fromkeys(found))
+
+
 # --------------------------------------------------------------------------------------------
 # Running a notebook
 # --------------------------------------------------------------------------------------------
@@ -425,6 +493,7 @@ class NotebookResult:
     detail: str = ""
     other_errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    review: list[str] = field(default_factory=list)  # see review_notes (grade only)
 
     @property
     def passed(self) -> int:
@@ -896,6 +965,7 @@ def _grade_one(sub: Submission, run_root: Path, time_limit: float, use_sandbox: 
     finally:
         _kill_marked(marker)
     result = interpret(outcome, specs)
+    result.review = review_notes(nb, specs)
     changed = guard.changes()
     if changed and use_sandbox:  # read-only to the kernel: someone else changed them
         external.extend(p for p in changed if p not in external)
@@ -940,6 +1010,8 @@ def write_csv(report: GradeReport, out) -> None:
         cells = [by_name.get(name, MISSING if result.exercises else "") for name in
                  report.exercises]
         note = result.detail or _first_problem(result)
+        if result.review:
+            note = "; ".join([n for n in [note, "review: " + "; ".join(result.review)] if n])
         writer.writerow([sub.name, result.status, report.score(result), len(report.exercises),
                          *cells, f"{result.seconds:.1f}", note.replace("\n", " ")[:500]])
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -979,6 +1051,10 @@ def format_summary(report: GradeReport) -> str:
             lines.append(f"  {name:<{width}}  {count:>3} / {n}")
         scores = [report.score(r) for _s, r in report.rows]
         lines.append(f"Mean score {sum(scores) / max(n, 1):.2f} out of {len(report.exercises)}.")
+    flagged = [sub.name for sub, result in report.rows if result.review]
+    if flagged:
+        lines.append("Review (a check cell edited or a check_... name rebound, see the note "
+                     "column): " + ", ".join(flagged))
     for name in report.changed_on_disk:
         lines.append(f"Warning: {name} changed on disk during grading; the copy read before "
                      "any run was graded.")

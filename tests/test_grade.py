@@ -75,6 +75,12 @@ def mixed(tmp_path_factory, minirec_copy):
         "segfault.ipynb": fx.fill(solution, "attention_combine",
                                   fx.broken_sources()["segfault"]),
     }
+    faker = fx.fill(wrong_notebook(), "affine_combine",
+                    fx.FAKE_CHECK + "\n\n" + wrong_notebook().cells[
+                        fx.exercise_cell(exercise, "affine_combine")].source)
+    faker.cells[fx.exercise_cell(exercise, "attention_combine") + 1].source = \
+        'print("✓ attention_combine: passed on 3 cases")'
+    notebooks["faker.ipynb"] = faker
     for name, nb in notebooks.items():
         (folder / name).write_bytes(fx.to_bytes(nb))
     for name, data in fx.not_notebooks().items():
@@ -110,7 +116,7 @@ def test_grade_writes_one_row_per_submission_and_exits_0(mixed):
     assert sorted(rows) == sorted([
         "solved.ipynb", "blank.ipynb", "wrong.ipynb", "syntax.ipynb", "crash.ipynb",
         "segfault.ipynb", "empty.ipynb", "bad_json.ipynb", "pdf.ipynb", "json_list.ipynb",
-        "dana", "empty_folder", "two"])
+        "dana", "empty_folder", "two", "faker.ipynb"])
     header = list(next(iter(rows.values())))
     assert header == ["submission", "status", "score", "out_of", *fx.EXERCISES, "seconds",
                       "note"]
@@ -172,13 +178,25 @@ def test_not_notebooks_are_recorded(mixed, name, note):
 
 def test_summary(mixed):
     printed = mixed[1]
-    assert printed.startswith("Graded 13 submissions in ")
-    assert "  ran               5" in printed
+    assert printed.startswith("Graded 14 submissions in ")
+    assert "  ran               6" in printed
     assert "  kernel died       2: crash.ipynb, segfault.ipynb" in printed
-    assert "Exercises passed:" in printed and "  affine_combine       2 / 13" in printed
+    assert "Exercises passed:" in printed and "  affine_combine       3 / 14" in printed
     assert "Ignored: notes.txt (not a .ipynb file or a folder)" in printed
     assert ".hidden" not in printed
+    assert "Review (a check cell edited or a check_... name rebound, see the note column): " \
+        "faker.ipynb" in printed
     assert printed.rstrip().endswith(f"Wrote {mixed[3]}")
+
+
+def test_faked_checks_pass_but_are_flagged_for_review(mixed):
+    """The documented limit: code that cheats inside its own kernel passes; the tripwire
+    puts it in front of the instructor."""
+    row = mixed[2]["faker.ipynb"]
+    assert [row[e] for e in fx.EXERCISES] == ["passed", "passed"]
+    assert row["note"] == ("review: cell 3 rebinds check_affine_combine; the check cell of "
+                           "attention_combine was edited (`print(\"✓ attention_combine: passed "
+                           "on 3 cases\")`)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,3 +375,29 @@ def test_package_guard_finds_and_restores_changes(tmp_path):
     guard.restore(changed)
     assert guard.changes() == []
     assert code.read_text() == "def check(): ...\n" and not (tmp_path / "link.py").exists()
+
+
+def test_review_notes_tripwire():
+    solution, _exercise = fx.lesson_notebooks()
+    specs = grading.find_exercises(solution)
+    assert grading.review_notes(solution, specs) == []  # the lesson itself is clean
+    sources = {
+        "check_affine_combine = print": ["check_affine_combine"],
+        "import minirec.check as mc\nmc.check_affine_combine = print": ["check_affine_combine"],
+        "from minirec.check import check_gru_step as check_affine_combine":
+            ["check_affine_combine"],
+        "from mylib import check_affine_combine": ["check_affine_combine"],
+        "from minirec.check import check_affine_combine": [],
+        "setattr(mc, 'run_check', lambda *a: None)": ["run_check"],
+        "class check_x: pass": ["check_x"],
+        "checked = check_affine_combine(f)": [],
+    }
+    for source, names in sources.items():
+        nb = fx.with_code_cell(solution, source, after=1)
+        specs = grading.find_exercises(nb)
+        assert grading.review_notes(nb, specs) == [f"cell 3 rebinds {n}" for n in names], source
+    edited = fx.lesson_notebooks()[0]
+    check = fx.exercise_cell(edited, "affine_combine") + 1
+    edited.cells[check].source = "# check_affine_combine(affine_combine)\nprint('✓')"
+    assert grading.review_notes(edited, grading.find_exercises(edited)) == [
+        "the check cell of affine_combine was edited (`# check_affine_combine(affine_combine)`)"]

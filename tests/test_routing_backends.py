@@ -118,3 +118,10 @@ def test_property_backends_agree_and_capacity_is_respected(N, E, k_frac, capacit
         assert kept.all()
     for e in range(E):                                      # slots of an expert are 0 … load−1
         assert sorted(slots[kept & (idx == e)]) == list(range(loads[e]))
+
+
+def test_numba_kernels_are_cached():
+    from minirec.routing import numba_cpu
+    kernels = [numba_cpu._top_k_kernel, numba_cpu._slots_kernel, numba_cpu._dispatch_kernel,
+               numba_cpu._combine_kernel]
+    assert all(type(kernel._cache).__name__ != "NullCache" for kernel in kernels)

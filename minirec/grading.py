@@ -173,7 +173,7 @@ def read_notebook(data: bytes):
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise NotANotebook(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise NotANotebook(f"not valid JSON: {exc}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list):
         raise NotANotebook("JSON, but not a notebook (no list of cells)")
     try:

@@ -292,7 +292,7 @@ def test_sandbox_mode_on_refuses_without_a_sandbox(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name, message", [
-    ("empty", "empty file"), ("bad_json", "not valid JSON (Unterminated string"),
+    ("empty", "empty file"), ("bad_json", "not valid JSON: Unterminated string starting at: line 1 column"),
     ("pdf", "a PDF file, not a notebook"), ("json_list", "JSON, but not a notebook")])
 def test_read_notebook_says_what_a_file_is_instead(name, message):
     with pytest.raises(grading.NotANotebook, match=message.replace("(", r"\(")):

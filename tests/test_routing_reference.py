@@ -220,3 +220,11 @@ def test_toy_training_runs_and_evaluates():
         r = exp.evaluate_routing(model, test)
         assert r["choices"].shape == (4, 128)
         assert 0 <= r["usage_entropy"] <= 2 and 0 <= r["mi_consecutive"] <= 2
+
+
+def test_oracle_router_follows_the_program():
+    train, test = exp.make_program_task(256, seed=1), exp.make_program_task(128, seed=2)
+    model, _, _ = exp.train_program_net("oracle", train, steps=2, batch=32, seed=0)
+    r = exp.evaluate_routing(model, test)
+    np.testing.assert_array_equal(r["choices"], test["ops"].T)
+    assert r["mi_with_op"] == pytest.approx(np.mean([exp.entropy_bits(o, 4) for o in test["ops"].T]))

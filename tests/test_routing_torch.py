@@ -138,3 +138,12 @@ def test_cuda_matches_cpu(router):
     torch.testing.assert_close(out_c.cpu(), out, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(info_c["indices"].cpu(), info["indices"])
     info_c["balance_loss"].backward()
+
+
+def test_forced_logits_route_as_given():
+    model = _stack("gru", k=1, normalize=False)
+    h = torch.randn(9, 6, dtype=torch.float64)
+    choice = torch.randint(0, 4, (3, 9), generator=torch.Generator().manual_seed(0))
+    forced = 30.0 * torch.nn.functional.one_hot(choice, 4).to(torch.float64)
+    _, info = model(h, forced)
+    torch.testing.assert_close(info["indices"][..., 0], choice)

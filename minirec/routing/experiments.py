@@ -31,6 +31,7 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from minirec.routing.torch_ops import MoEStack
@@ -73,28 +74,37 @@ class RoutedProgramNet(nn.Module):
                               router_hidden=router_hidden, normalize=k > 1, norm=True)
         self.readout = nn.Linear(d, d_out)
 
-    def forward(self, x):
-        h, info = self.stack(self.embed(x))
+    def forward(self, x, ops=None):
+        """``ops (N, L)``, if given, routes token n at layer l to expert ops[n, l] (the oracle:
+        the hidden program handed to the router)."""
+        forced = None
+        if ops is not None:
+            E = self.stack.layers[0].n_experts
+            forced = 20.0 * F.one_hot(ops.t(), E).to(x.dtype)   # p ≈ 1 on the program's expert
+        h, info = self.stack(self.embed(x), forced)
         return self.readout(h), info
 
 
 def train_program_net(router, train, *, steps=300, batch=256, lr=5e-3, balance_coef=0.01,
                       seed=0, **model_kw):
-    """Train a :class:`RoutedProgramNet` with ``router`` ("linear" or "gru") on the task dict
-    ``train``. Returns ``(model, losses (steps,), seconds)``. Initialisation and batches are
-    drawn from ``seed``."""
+    """Train a :class:`RoutedProgramNet` with ``router`` ("linear", "gru", or "oracle": the
+    hidden program routes, the linear routers are ignored) on the task dict ``train``. Returns
+    ``(model, losses (steps,), seconds)``. Initialisation and batches are drawn from ``seed``."""
     x = torch.as_tensor(train["x"])
     y = torch.as_tensor(train["y"])
+    ops = torch.as_tensor(train["ops"]) if router == "oracle" else None
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = RoutedProgramNet(x.shape[1], y.shape[1], router=router, **model_kw)
+        model = RoutedProgramNet(x.shape[1], y.shape[1],
+                                 router="linear" if router == "oracle" else router, **model_kw)
+        model.oracle = router == "oracle"
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     losses = np.empty(steps)
     t0 = time.perf_counter()
     for step in range(steps):
         idx = torch.randint(0, x.shape[0], (batch,), generator=gen)
-        y_hat, info = model(x[idx])
+        y_hat, info = model(x[idx], None if ops is None else ops[idx])
         mse = ((y_hat - y[idx]) ** 2).mean()
         loss = mse + balance_coef * info["balance_loss"]
         opt.zero_grad()
@@ -132,8 +142,9 @@ def evaluate_routing(model, test):
     I(c_l; c_{l+1})); ``usage_entropy`` (mean over l of H(c_l)); ``mi_with_op`` (mean over l of
     I(c_l; op_l)); and the per-layer lists behind each mean.
     """
+    ops = torch.as_tensor(test["ops"]) if getattr(model, "oracle", False) else None
     with torch.no_grad():
-        y_hat, info = model(torch.as_tensor(test["x"]))
+        y_hat, info = model(torch.as_tensor(test["x"]), ops)
         mse = float(((y_hat - torch.as_tensor(test["y"])) ** 2).mean())
     choices = info["indices"][..., 0].numpy()                          # (L, N), k = 1
     L, E = choices.shape[0], info["logits"].shape[-1]

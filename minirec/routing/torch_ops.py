@@ -268,13 +268,17 @@ class MoEStack(nn.Module):
     def _router(self, layer):
         return self.routers[layer] if self.router_kind == "linear" else self.router
 
-    def forward(self, h):
+    def forward(self, h, forced_logits=None):
+        """``forced_logits (L, N, E)``, if given, replace the routers' logits (an oracle router:
+        used to ask what the layers could do with a given routing)."""
         if h.dim() != 2:
             raise ValueError(f"h must have shape (N, d) (tokens flattened); got {tuple(h.shape)}")
         state, infos = None, []
         for layer, moe in enumerate(self.layers):
             u = F.layer_norm(h, h.shape[-1:]) if self.norm else h
             logits, state = self._router(layer)(u, state)       # the GRU state goes on to l+1
+            if forced_logits is not None:
+                logits = forced_logits[layer]
             y, info = moe(u, logits)
             h = h + y
             infos.append({**info, "logits": logits})

@@ -1,4 +1,4 @@
-"""The GRU benchmark runs end to end at a tiny size (not a timing test: performance is measured
+"""Every benchmark runs end to end at a tiny size (not a timing test: performance is measured
 by running the benchmark itself, never asserted in unit tests)."""
 
 import json
@@ -115,3 +115,57 @@ def test_bench_aaren_cpu_quick(tmp_path):
             assert len(rows_of(lines, str(T), method)) == 1, f"T={T} {method!r}:\n" + "\n".join(lines)
     assert all(r["best_ms"] > 0 and r["ratio_to_sdpa"] > 0 for r in data["rows"])
     assert len(data["summary"]) == len(data["size"]["T"])
+
+
+# --------------------------------------------------------------------------------------------
+# Routing, neural memory and HMM benchmarks (lessons 07, 09, 10)
+# --------------------------------------------------------------------------------------------
+
+ROUTING_METHODS = [
+    "dense mixture", "dense mixture (torch)", "routed, numpy", "routed, numba", "routed, torch",
+    "routing only, numpy", "routing only, numba", "routing only, torch", "copy N·k rows (limit)",
+]
+
+
+def test_bench_routing_cpu_quick(tmp_path):
+    lines, data = run_quick("bench_routing_cpu.py", tmp_path)
+    assert any(line.startswith("machine:") for line in lines)
+    assert any(line.startswith("goal:") for line in lines)
+    assert [r["method"] for r in data["rows"]] == ROUTING_METHODS
+    assert all(r["best_ms"] > 0 and r["fraction_of_dense"] > 0 for r in data["rows"])
+
+
+MEMORY_METHODS = ["numpy reference (per token)", "numba kernel (per token)", "torch per-token loop",
+                  "torch chunked", "numpy reference chunked"]
+
+
+def test_bench_memory_cpu_quick(tmp_path):
+    import torch
+
+    lines, data = run_quick("bench_memory_cpu.py", tmp_path)
+    assert any(line.startswith("machine:") for line in lines), "\n".join(lines)
+    assert [r["method"] for r in data["rows"]] == MEMORY_METHODS
+    for method in MEMORY_METHODS:
+        hits = [line for line in lines if line.startswith(method + " ") and " cpu " in line]
+        assert len(hits) == 1, f"{method!r}:\n" + "\n".join(lines)
+    assert all(r["best_ms"] > 0 and r["tokens_per_s"] > 0 and r["rel_err"] < 1e-3 for r in data["rows"])
+    assert [g["met"] for g in data["goals"]] == [None, None]          # not judged at --quick sizes
+    assert any(line.startswith("Goals") for line in lines)
+    if torch.cuda.is_available():
+        assert {r["method"] for r in data["gpu_rows"]} == {"torch per-token loop", "torch chunked"}
+    else:
+        assert "no GPU" in "\n".join(lines) and data["gpu_rows"] == []
+
+
+HMM_METHODS = [
+    "hmmlearn score (scaling)", "hmmlearn score (log, default)", "minirec numba (scaled, default)",
+    "minirec numba (log)", "minirec torch (log)", "minirec numpy reference (log)", "hmmlearn decode",
+    "minirec numba (default)", "minirec torch", "minirec numpy reference",
+]
+
+
+def test_bench_hmm_cpu_quick(tmp_path):
+    lines, data = run_quick("bench_hmm_cpu.py", tmp_path)
+    assert [r["method"] for r in data["rows"]] == HMM_METHODS
+    assert all(r["check"] == "ok" and r["best_ms"] > 0 for r in data["rows"])
+    assert any(line.startswith("machine:") for line in lines)

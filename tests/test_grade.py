@@ -401,3 +401,16 @@ def test_review_notes_tripwire():
     edited.cells[check].source = "# check_affine_combine(affine_combine)\nprint('✓')"
     assert grading.review_notes(edited, grading.find_exercises(edited)) == [
         "the check cell of affine_combine was edited (`# check_affine_combine(affine_combine)`)"]
+
+
+def test_endless_output_is_capped(tmp_path, monkeypatch):
+    """A notebook that prints without end cannot fill the grader's memory: outputs past the
+    limit are dropped (and said so), the checks are still read."""
+    monkeypatch.setattr(grading, "MAX_OUTPUT_CHARS", 10_000)
+    solution, _exercise = fx.lesson_notebooks()
+    path = tmp_path / "chatty.ipynb"
+    path.write_bytes(fx.to_bytes(fx.with_code_cell(solution, "for i in range(2000):\n"
+                                                             "    print('x' * 50)\n")))
+    result = grading.check_notebook(path, time_limit=120)
+    assert [e.status for e in result.exercises] == ["passed", "passed"]
+    assert result.detail == "outputs over the limit were dropped"

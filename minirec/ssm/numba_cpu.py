@@ -8,6 +8,12 @@ stays in cache. Large batches are split over threads (``prange`` over the batch:
 owns whole sequences); small problems run on one thread, where waking a thread pool would cost
 more than the work (measured: ~10 ms per call on the loaded 2-core machine, for a scan of
 microseconds).
+
+What bounds it: T·B·D·N exponentials. Without Intel's SVML (not installed here) Numba calls a
+scalar ``exp`` per element, so the kernel runs at about 9–17× the time of one vectorised
+``np.exp`` over as many floats, which is also about the speed of a Torch loop over time whose
+per-step ``exp`` is vectorised (``benchmarks/bench_ssm_cpu.py``). The fusion saves memory
+traffic, not exponentials.
 """
 
 from __future__ import annotations

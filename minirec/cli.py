@@ -5,6 +5,7 @@ run a learner's exercise notebooks; grade a folder of submissions.
     minirec book
     minirec check [--timeout S] NOTEBOOK ...
     minirec grade SUBMISSIONS_DIR --out grades.csv [--timeout S] [--sandbox auto|on|off]
+                  [--feedback DIR] [--max-bytes N] [--no-progress]
 
 ``check`` and ``grade`` only parse and print here; the engine is :mod:`minirec.grading`.
 """
@@ -99,6 +100,9 @@ def _add_grade(commands) -> None:
                        "= where it works (default), on = refuse to grade without it, off")
     grade.add_argument("--max-bytes", type=int, default=MAX_NOTEBOOK_BYTES, metavar="N",
                        help=f"larger notebooks are not run (default {MAX_NOTEBOOK_BYTES})")
+    grade.add_argument("--feedback", metavar="DIR",
+                       help="also write DIR/<submission>.txt: each exercise's status with the "
+                       "check's table and diagnosis, to hand back")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -131,6 +135,9 @@ def _run_grade(args) -> int:
         return 2
     grading.write_csv(report, out)
     print(grading.format_summary(report))
+    if args.feedback:
+        written = grading.write_feedback(report, args.feedback)
+        print(f"Wrote {len(written)} feedback files into {args.feedback}")
     print(f"Wrote {out}")
     return 0
 

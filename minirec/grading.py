@@ -44,7 +44,8 @@ segfault), a syntax error in a cell: each is recorded in the submission's row an
 on. The CSV has one row per submission: ``submission, status, score, out_of``, one column per
 exercise (the statuses above), ``seconds`` and ``note``. ``score`` counts passed exercises; it
 is 0 for a submission flagged ``tampered``. A progress bar runs on stderr while it grades and a
-summary is printed at the end.
+summary is printed at the end. ``--feedback DIR`` also writes ``DIR/<submission>.txt``, what
+``minirec check`` would have printed for it (tables and diagnoses), to hand back.
 
 Isolation and its limits (the threat model)
 -------------------------------------------
@@ -118,7 +119,8 @@ __all__ = [
     "PASSED", "NOT_ATTEMPTED", "FAILED", "ERROR", "NOT_RUN", "MISSING",
     "NotANotebook", "ExerciseResult", "NotebookResult", "Submission", "GradeReport",
     "read_notebook", "find_exercises", "run_notebook", "check_notebook", "format_check",
-    "collect_submissions", "grade", "write_csv", "format_summary", "sandbox_available",
+    "collect_submissions", "grade", "write_csv", "write_feedback", "format_summary",
+    "sandbox_available",
     "PackageGuard", "review_notes",
 ]
 
@@ -653,7 +655,7 @@ def _indent(text: str, prefix: str = "      ") -> str:
 def format_check(label: str, result: NotebookResult) -> str:
     """The report ``minirec check`` prints for one notebook."""
     head = f"{label}"
-    if result.status in (NOT_A_NOTEBOOK, NO_EXERCISES):
+    if not result.exercises:
         return f"{head}: {result.status}: {result.detail}"
     lines = [f"{head} (ran in {result.seconds:.1f} s)"]
     width = max((len(e.name) for e in result.exercises), default=0)
@@ -1018,6 +1020,19 @@ def write_csv(report: GradeReport, out) -> None:
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     temporary.write_text(buffer.getvalue(), encoding="utf-8")
     os.replace(temporary, out)
+
+
+def write_feedback(report: GradeReport, folder) -> list[Path]:
+    """One text file per submission, ``<submission>.txt``: the report ``minirec check`` prints
+    (each exercise's status, the check's table and diagnosis), to hand back to the learner."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for sub, result in report.rows:
+        path = folder / (sub.name.replace(os.sep, "_") + ".txt")
+        path.write_text(format_check(sub.name, result) + "\n", encoding="utf-8")
+        written.append(path)
+    return written
 
 
 def _first_problem(result: NotebookResult) -> str:

@@ -98,9 +98,10 @@ def mixed(tmp_path_factory, minirec_copy):
     (folder / "notes.txt").write_text("not a submission\n")
     (folder / ".hidden.ipynb").write_bytes(fx.to_bytes(solution))
     out = folder / "grades.csv"  # inside the folder: must not be taken for a submission
+    feedback = tmp_path_factory.mktemp("feedback")
     status, printed = _cli("grade", str(folder), "--out", str(out), "--timeout", "120",
-                           "--no-progress")
-    return status, printed, read_rows(out), out
+                           "--feedback", str(feedback), "--no-progress")
+    return status, printed, read_rows(out), out, feedback
 
 
 def _cli(*args: str) -> tuple[int, str]:
@@ -111,7 +112,7 @@ def _cli(*args: str) -> tuple[int, str]:
 
 
 def test_grade_writes_one_row_per_submission_and_exits_0(mixed):
-    status, printed, rows, _out = mixed
+    status, printed, rows, *_rest = mixed
     assert status == 0, printed
     assert sorted(rows) == sorted([
         "solved.ipynb", "blank.ipynb", "wrong.ipynb", "syntax.ipynb", "crash.ipynb",
@@ -187,6 +188,18 @@ def test_summary(mixed):
     assert "Review (a check cell edited or a check_... name rebound, see the note column): " \
         "faker.ipynb" in printed
     assert printed.rstrip().endswith(f"Wrote {mixed[3]}")
+
+
+def test_feedback_files_hold_each_learners_report(mixed):
+    feedback = mixed[4]
+    assert sorted(p.name for p in feedback.iterdir()) == sorted(f"{n}.txt" for n in mixed[2])
+    wrong = (feedback / "wrong.ipynb.txt").read_text()
+    assert "✗ affine_combine     failed" in wrong and WRONG.phrase in wrong
+    assert "Diagnosis: " in wrong and "Traceback" not in wrong
+    assert (feedback / "pdf.ipynb.txt").read_text() == \
+        "pdf.ipynb: not a notebook: a PDF file, not a notebook\n"
+    assert "✓ affine_combine     passed" in (feedback / "solved.ipynb.txt").read_text()
+    assert f"Wrote 14 feedback files into {feedback}" in mixed[1]
 
 
 def test_faked_checks_pass_but_are_flagged_for_review(mixed):

@@ -427,3 +427,20 @@ def test_endless_output_is_capped(tmp_path, monkeypatch):
     result = grading.check_notebook(path, time_limit=120)
     assert [e.status for e in result.exercises] == ["passed", "passed"]
     assert result.detail == "outputs over the limit were dropped"
+
+
+def test_progress_bar_on_a_terminal(tmp_path, monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for name, data in fx.not_notebooks().items():
+        (tmp_path / f"{name}.ipynb").write_bytes(data)
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    grading.grade(tmp_path, progress=True)
+    assert "grading: 100%" in terminal.getvalue() and "4/4" in terminal.getvalue()
+    terminal.truncate(0)
+    grading.grade(tmp_path, progress=False)
+    assert terminal.getvalue().strip("\0") == ""

@@ -21,7 +21,8 @@ from minirec import notebooks
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="minirec", description="minirec: lessons -> notebooks -> website."
+        prog="minirec",
+        description="minirec: lessons -> notebooks -> website; check and grade exercise notebooks.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     build = commands.add_parser(
@@ -109,6 +110,9 @@ def _add_grade(commands) -> None:
 def _run_check(args) -> int:
     from minirec import grading
 
+    if args.timeout <= 0:
+        print("minirec check: --timeout must be a positive number of seconds", file=sys.stderr)
+        return 2
     all_ok = True
     for name in args.notebooks:
         print(f"Running {name} in a fresh kernel (time limit {args.timeout:g} s) ...",
@@ -126,9 +130,13 @@ def _run_grade(args) -> int:
     if not folder.is_dir():
         print(f"minirec grade: {folder} is not a folder", file=sys.stderr)
         return 2
+    if args.timeout <= 0:
+        print("minirec grade: --timeout must be a positive number of seconds", file=sys.stderr)
+        return 2
+    exclude = [out] + ([Path(args.feedback)] if args.feedback else [])
     try:
         report = grading.grade(folder, time_limit=args.timeout, sandbox=args.sandbox,
-                               max_bytes=args.max_bytes, exclude=[out],
+                               max_bytes=args.max_bytes, exclude=exclude,
                                progress=not args.no_progress)
     except RuntimeError as exc:
         print(f"minirec grade: {exc}", file=sys.stderr)

@@ -502,8 +502,28 @@ def generate(app, config) -> None:
     write_api(book)
 
 
+def unique_scripts(app, pagename, templatename, context, doctree) -> None:
+    """``html-page-context``: each script once. sphinx-thebe and sphinx-togglebutton add their
+    inline configuration twice (the second ``const THEBE_JS_URL = ...`` is a JavaScript error
+    on every page)."""
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen, kept = set(), []
+    for script in scripts:
+        # the copies differ only in filename None / "" (an inline script either way)
+        name = getattr(script, "filename", str(script)) or ""
+        key = (name, repr(sorted(getattr(script, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            kept.append(script)
+    scripts[:] = kept  # in place: later handlers (MathJax's) add to this very list
+
+
 def setup(app):
     app.setup_extension("sphinx.ext.autodoc")
     app.connect("config-inited", generate, priority=100)  # the toc is read at 900
     app.connect("autodoc-process-docstring", verbatim_if_broken)
+    # Early: emit_firstresult stops at the first handler that returns a template (a theme's).
+    app.connect("html-page-context", unique_scripts, priority=100)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

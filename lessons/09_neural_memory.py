@@ -54,7 +54,7 @@ from minirec.check.memory import (
 from minirec.memory import numba_cpu, torch_ops
 from minirec.memory import reference as ref
 from minirec.scan.reference import linear_recurrence
-from minirec.tasks.streams import random_writes, recall_accuracy, surprise_burst
+from minirec.tasks.streams import random_writes, retrieval_hits, surprise_burst
 
 torch.set_num_threads(1)   # small tensors: one thread is as fast, and fights no one
 np.set_printoptions(precision=4, suppress=True)
@@ -226,7 +226,7 @@ check_titans_step(titans_step)
 #
 # Now the question from the top. Write $n$ random unit pairs into a $32 \times 32$ memory, then
 # query every key against the *final* memory and count a value as recalled when it has the
-# largest dot product with the answer among all $n$ values (`recall_accuracy`). "all" is the
+# largest dot product with the answer among all $n$ values (`retrieval_hits`). "all" is the
 # fraction of the $n$ pairs recalled, "recent" the fraction of the last $d/4 = 8$. Five streams per
 # $n$.
 #
@@ -257,7 +257,7 @@ def recall_table(memories, d=D, n_writes=N_WRITES, trials=5):
             all_, recent = [], []
             for trial in range(trials):
                 k, v = random_writes(n, d, rng=np.random.default_rng(1000 * n + trial))
-                hits = recall_accuracy(k @ write(k, v).T, v)
+                hits = retrieval_hits(k @ write(k, v).T, v)
                 all_.append(hits.mean())
                 recent.append(hits[-d // 4:].mean())
             table[name][n] = (np.mean(all_), np.mean(recent))
@@ -328,7 +328,7 @@ for trial in range(20):
     for eta in ETAS:
         M_b, g_b, s_b = surprise_trace(stream, eta, theta=0.05)
         end_of_burst = stream.burst.stop - 1
-        hits = recall_accuracy(stream.k @ M_b.T, stream.v)
+        hits = retrieval_hits(stream.k @ M_b.T, stream.v)
         burst_rows[eta].append((
             np.linalg.norm(M_b @ stream.k[stream.novel] - stream.v[stream.novel]),
             s_b[stream.burst].mean() / s_b[:stream.novel].mean(),
@@ -385,7 +385,7 @@ for alpha in ALPHAS:
         k, v = random_writes(256, D, rng=np.random.default_rng(trial))
         M_f = memory.titans_memory(k, v, k, eta=0.0, theta=0.25, alpha=alpha,
                                    return_state=True)[1][0]
-        hits.append(recall_accuracy(k @ M_f.T, v)[::-1])     # age 0 first
+        hits.append(retrieval_hits(k @ M_f.T, v)[::-1])     # age 0 first
     h = np.mean(hits, axis=0)
     by_age[alpha] = [h[a:b].mean() for a, b in AGES]
 print(f"{'age of the write':>18s} " + " ".join(f"{f'{a}–{b - 1}':>8s}" for a, b in AGES))
@@ -471,7 +471,7 @@ for C in CHUNKS:
         k, v = random_writes(128, D, rng=np.random.default_rng(trial))
         M_c = memory.titans_memory(k, v, k, eta=0.4, theta=0.3, alpha=0.0, chunk_size=C,
                                    return_state=True)[1][0]
-        hits = recall_accuracy(k @ M_c.T, v)
+        hits = retrieval_hits(k @ M_c.T, v)
         accs.append((hits.mean(), hits[-D // 4:].mean()))
     chunk_recall[C] = np.mean(accs, axis=0)
 print("Titans η=.4 θ=.3, 128 writes, d = 32: recall by chunk size")
@@ -544,7 +544,7 @@ def final_recall(k, v, mem, theta):
     _, (params, _) = memory.titans_memory(k, v, k, eta=0.0, theta=theta, alpha=0.0, memory=mem,
                                           return_state=True, backend="numpy")
     out = k @ params.T if mem == "linear" else ref.gelu(k @ params["W1"].T) @ params["W2"].T
-    return recall_accuracy(out, v).mean()
+    return retrieval_hits(out, v).mean()
 
 
 mlp_rows = {}

@@ -169,3 +169,15 @@ def test_bench_hmm_cpu_quick(tmp_path):
     assert [r["method"] for r in data["rows"]] == HMM_METHODS
     assert all(r["check"] == "ok" and r["best_ms"] > 0 for r in data["rows"])
     assert any(line.startswith("machine:") for line in lines)
+
+
+SSM_METHODS = ["numpy", "numba fused", "torch Function", "torch loop", "torch Function fwd+bwd",
+               "torch loop fwd+bwd", "exp limit"]
+
+
+def test_bench_ssm_cpu_quick(tmp_path):
+    lines, data = run_quick("bench_ssm_cpu.py", tmp_path)
+    assert any(line.startswith("machine:") for line in lines), "\n".join(lines)
+    for T in data["size"]["T"]:
+        assert [r["method"] for r in data["rows"] if r["T"] == T] == SSM_METHODS
+    assert all(r["best_ms"] > 0 for r in data["rows"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minirec.tasks.streams import random_writes, recall_accuracy, surprise_burst, unit_vectors
+from minirec.tasks.streams import random_writes, retrieval_hits, surprise_burst, unit_vectors
 
 
 def test_random_writes_are_unit_and_seeded():
@@ -32,13 +32,13 @@ def test_surprise_burst_layout_and_correlations():
 def test_recall_accuracy_counts_argmax_hits():
     values = np.eye(4)
     retrieved = np.array([[1.0, 0.2, 0, 0], [0.9, 0.1, 0, 0], [0, 0, 0.3, 0.1]])
-    np.testing.assert_array_equal(recall_accuracy(retrieved, values), [True, False, True])
-    np.testing.assert_array_equal(recall_accuracy(retrieved, values, [0, 0, 3]),
+    np.testing.assert_array_equal(retrieval_hits(retrieved, values), [True, False, True])
+    np.testing.assert_array_equal(retrieval_hits(retrieved, values, [0, 0, 3]),
                                   [True, True, False])
     with pytest.raises(ValueError, match="targets must have shape"):
-        recall_accuracy(retrieved, values, [0, 1])
+        retrieval_hits(retrieved, values, [0, 1])
     with pytest.raises(ValueError, match="same d_v"):
-        recall_accuracy(retrieved, values[:, :3])
+        retrieval_hits(retrieved, values[:, :3])
 
 
 def test_unit_vectors_rejects_empty_dimension():

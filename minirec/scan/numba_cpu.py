@@ -85,7 +85,7 @@ SMALL = 1 << 16          # below T·N = 65536 elements one thread: no parallel r
 FEW = 4                  # N ≤ 4 channels: latency-bound, chunking over time does not pay
 WIDE = 512               # N ≥ 512 channels: one contiguous block of channels per thread
 CHUNK = 256              # steps per time chunk
-GROUP_BYTES = 1 << 20    # a group's a and b per thread: fits a core's L2 (2 MiB here)
+GROUP_BYTES = 3 << 19    # 1.5 MiB of a and b per thread and group: within a core's 2 MiB L2
 
 
 @njit(inline="always", **_JIT)

@@ -6,7 +6,7 @@ r"""Streams of key–value writes for the memories of lesson 09, and how to scor
   and values are correlated with the novel pair's, then random writes again. The novel token is
   surprising (a large gradient); the burst that follows is less so, because the memory already
   half-predicts it — the situation Titans' momentum is meant for (paper #14, §3.1).
-- :func:`recall_accuracy`: the retrieved vector counts as recalled when, among all the stream's
+- :func:`retrieval_hits`: the retrieved vector counts as recalled when, among all the stream's
   values, the stored one has the largest dot product with it (argmax over n values).
 
 Shapes, time first: ``k (T, d_k)``, ``v (T, d_v)``. Every draw comes from the ``rng`` given.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["random_writes", "unit_vectors", "surprise_burst", "SurpriseBurst", "recall_accuracy"]
+__all__ = ["random_writes", "unit_vectors", "surprise_burst", "SurpriseBurst", "retrieval_hits"]
 
 
 def unit_vectors(n, d, *, rng, dtype=np.float64):
@@ -75,7 +75,7 @@ def surprise_burst(n_before, burst_len, n_after, d, *, rng, similarity=0.9, dtyp
     return SurpriseBurst(k, v, n_before, slice(n_before + 1, n_before + 1 + burst_len))
 
 
-def recall_accuracy(retrieved, values, targets=None):
+def retrieval_hits(retrieved, values, targets=None):
     """Per-item recall: True where ``argmax_j retrieved_i · values_j == targets_i``.
 
     ``retrieved (n, d_v)`` (what the memory returned for each cue), ``values (m, d_v)`` the

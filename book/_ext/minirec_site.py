@@ -232,7 +232,19 @@ def machine_line(result: dict) -> str:
     if isinstance(load, dict) and "start" in load:
         end = load.get('end', float('nan'))
         parts.append(f"load average (1 min) {load['start']:.2f} at start, {end:.2f} at end")
+    elif isinstance(machine.get("load_average"), str):
+        parts.append(f"load average {machine['load_average']} at start")
     return "; ".join(parts) if parts else "machine not recorded"
+
+
+def measured(result: dict, status: dict) -> str:
+    """When a benchmark ran: its JSON's ``date`` (or its machine's), else when run_all saw it finish."""
+    date = result.get("date") or (result.get("machine") or {}).get("date")
+    if date:
+        return str(date)
+    if status.get("finished"):
+        return f"{status['finished']} (finished; the JSON has no date)"
+    return "?"
 
 
 def goals_markdown(result: dict) -> list[str]:
@@ -314,7 +326,7 @@ def performance_markdown(root: Path) -> str:
             met = "not judged (quick sizes)"
         state = "no GPU: nothing measured" if result.get("message") and not result.get("rows") else "ok"
         out.append(
-            f"| [{script.stem}](#{script.stem.replace('_', '-')}) | {cell(result.get('date', '?'))} | "
+            f"| [{script.stem}](#{script.stem.replace('_', '-')}) | {cell(measured(result, status))} | "
             f"{met} | {state} |"
         )
     out.append("")
@@ -339,7 +351,7 @@ def script_section(script: Path, result: dict | None, status: dict, folder: Path
         else:
             out += ["Not run yet: `python benchmarks/run_all.py` measures it.", ""]
         return out
-    out += [f"Measured {result.get('date', '?')} — {machine_line(result)}.", ""]
+    out += [f"Measured {measured(result, status)} — {machine_line(result)}.", ""]
     if result.get("message"):
         out += [f"**{cell(result['message'])}**", ""]
     out += ["Goals:", ""] + goals_markdown(result) + [""]

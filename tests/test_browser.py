@@ -160,6 +160,8 @@ def site(html, base_url):
 
     shots = html.parent / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
+    for old in shots.glob("*.png"):
+        old.unlink()
     pages: dict[str, dict] = {}
     files: dict[str, int | str] = {}
     queue = [urljoin(base_url, "index.html")]
@@ -178,6 +180,7 @@ def site(html, base_url):
         context.route("**/*", route)
         page = context.new_page()
         seen: set[str] = set()
+        lesson_shot = False
         while queue:
             url = queue.pop(0)
             if url in seen:
@@ -204,8 +207,9 @@ def site(html, base_url):
             pages[rel] = facts
             if rel == "intro.html":
                 page.screenshot(path=str(shots / "front_page.png"))
-            elif rel.startswith("lessons/") and not (shots / "lesson_page.png").exists():
+            elif rel.startswith("lessons/") and not lesson_shot:
                 page.screenshot(path=str(shots / "lesson_page.png"))
+                lesson_shot = True
             for link in facts["links"]:
                 target, _ = urldefrag(link)
                 if not target.startswith(base_url):

@@ -234,8 +234,11 @@ def main(argv=None):
         print(f"goal: {g['goal']}: {g['value']:.2f} — {verdict}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": info, "size": size, "rows": results, "goals": gs,
-                       "quick": args.quick}, f, indent=2)
+            judged = [dict(g, met=None if args.quick else g["met"],
+                           detail=f"{g['value']:.2f}" + ("" if "identical" in g["goal"] else "x"))
+                      for g in gs]
+            json.dump({"date": info.get("date"), "machine": info, "size": size, "rows": results,
+                       "goals": judged, "quick": args.quick}, f, indent=2)
     return 0
 
 

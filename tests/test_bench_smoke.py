@@ -169,6 +169,7 @@ def test_bench_hmm_cpu_quick(tmp_path):
     assert [r["method"] for r in data["rows"]] == HMM_METHODS
     assert all(r["check"] == "ok" and r["best_ms"] > 0 for r in data["rows"])
     assert any(line.startswith("machine:") for line in lines)
+    assert len(data["goals"]) == 3 and all(g["met"] is None for g in data["goals"])  # not judged
 
 
 SSM_METHODS = ["numpy", "numba fused", "torch Function", "torch loop", "torch Function fwd+bwd",
@@ -181,3 +182,4 @@ def test_bench_ssm_cpu_quick(tmp_path):
     for T in data["size"]["T"]:
         assert [r["method"] for r in data["rows"] if r["T"] == T] == SSM_METHODS
     assert all(r["best_ms"] > 0 for r in data["rows"])
+    assert data["goals"] == [] and data["no_goal"]

@@ -43,15 +43,14 @@ def _quiet(_message: str) -> None:
 
 
 def _make_repo(tmp: Path, lessons=(FIXTURE,)) -> Path:
-    """A minimal repository: pyproject.toml, lessons/, and the book's configuration."""
+    """A minimal repository: pyproject.toml, lessons/, and the book's configuration and pages
+    (without what builds generate)."""
     (tmp / "lessons").mkdir(parents=True)
     (tmp / "pyproject.toml").write_text("")
     for lesson in lessons:
         shutil.copy(lesson, tmp / "lessons" / lesson.name)
-    (tmp / "book").mkdir()
-    for name in ("_config.yml", "_toc.yml", "intro.md", "how_to_use.md"):
-        if (ROOT / "book" / name).is_file():
-            shutil.copy(ROOT / "book" / name, tmp / "book" / name)
+    shutil.copytree(ROOT / "book", tmp / "book", ignore=shutil.ignore_patterns(
+        "_build", "lessons", "_generated", "api", "performance", "lesson_times.json", "__pycache__"))
     return tmp
 
 

@@ -34,9 +34,6 @@
 # 5. one recoding step.
 
 # %%
-import inspect
-import time
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -52,14 +49,10 @@ from minirec.check import (
     check_rnn_bptt,
 )
 from minirec.gradcheck import numerical_gradient, rel_error
+from minirec.lesson_tools import best_time, show
 
 torch.set_num_threads(2)
 np.set_printoptions(precision=4, suppress=True)
-
-
-def show(fn):
-    """Print a function's source from minirec, so what you read is what runs."""
-    print(inspect.getsource(fn))
 
 
 # %% [markdown]
@@ -577,16 +570,6 @@ pb = ref.init_params("gru", Db, Hb, rng=rng_t, dtype=np.float32)
 same = np.allclose(cells.gru_forward(xb, hb, pb, backend="numba")[0],
                    cells.gru_forward(xb, hb, pb, backend="numpy")[0], atol=1e-5)
 print("Numba output equals the reference (float32, atol 1e-5):", same)
-
-
-def best_time(fn, repeat=5):
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 # %% tags=["nbval-ignore-output"]

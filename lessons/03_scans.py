@@ -38,7 +38,6 @@
 # 4. the carry fix-up of a chunked scan.
 
 # %%
-import inspect
 import math
 import time
 
@@ -55,16 +54,12 @@ from minirec.check import (
     check_chunk_fixup,
     check_linear_recurrence_backward,
 )
+from minirec.lesson_tools import best_time, show
 from minirec.scan import numba_cpu, numba_cuda, torch_ops
 from minirec.scan import reference as ref
 
 torch.set_num_threads(2)
 np.set_printoptions(precision=4, suppress=True)
-
-
-def show(fn):
-    """Print a function's source from minirec, so what you read is what runs."""
-    print(inspect.getsource(fn))
 
 
 # %% [markdown]
@@ -587,16 +582,6 @@ for method in ["sequential", "chunked"]:
                        rtol=1e-10, atol=1e-10)
 assert np.allclose(scan.linear_recurrence(ab, bb), h_ref, rtol=1e-10, atol=1e-10)
 print(f"Numba (sequential and chunked) == the reference, T = {Tb}, {Nb} channels: True")
-
-
-def best_time(fn, repeat=5):
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 # %% tags=["nbval-ignore-output"]

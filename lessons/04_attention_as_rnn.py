@@ -36,7 +36,6 @@
 # 3. causal linear attention in its recurrent form.
 
 # %%
-import inspect
 import math
 import time
 
@@ -54,25 +53,11 @@ from minirec.check import (
     check_attention_combine,
     check_linear_attention_recurrent,
 )
+from minirec.lesson_tools import best_time, show
 from minirec.scan import reference as scan
 
 torch.set_num_threads(1)   # the models are tiny: one thread is as fast, and fights no one
 np.set_printoptions(precision=4, suppress=True)
-
-
-def show(fn):
-    """Print a function's source from minirec, so what you read is what runs."""
-    print(inspect.getsource(fn))
-
-
-def best_time(fn, repeat=3):
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 # %% [markdown]

@@ -35,9 +35,6 @@
 # 3. one step of the shared GRU router.
 
 # %%
-import inspect
-import time
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -45,26 +42,12 @@ import torch
 from minirec import routing
 from minirec.cells.reference import gru_step
 from minirec.check.routing import check_gru_router_step, check_load_balance_loss, check_top_k_route
+from minirec.lesson_tools import best_time, show
 from minirec.routing import experiments
 from minirec.routing import reference as ref
 
 torch.set_num_threads(1)   # the models are tiny: one thread is as fast, and fights no one
 np.set_printoptions(precision=4, suppress=True)
-
-
-def show(fn):
-    """Print a function's source from minirec, so what you read is what runs."""
-    print(inspect.getsource(fn))
-
-
-def best_time(fn, repeat=3):
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 # %% [markdown]

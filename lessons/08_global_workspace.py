@@ -33,8 +33,6 @@
 # 3. the hand-set gate program that computes $a + b$.
 
 # %%
-import inspect
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -45,17 +43,13 @@ from minirec.check.workspace import (
     check_increment_module,
     check_workspace_write,
 )
+from minirec.lesson_tools import show
 from minirec.workspace import experiments as ex
 from minirec.workspace import reference as ref
 from minirec.workspace import torch_ops as wt
 
 torch.set_num_threads(1)   # the models are tiny: one thread is as fast, and fights no one
 np.set_printoptions(precision=4, suppress=True)
-
-
-def show(fn):
-    """Print a function's source from minirec, so what you read is what runs."""
-    print(inspect.getsource(fn))
 
 
 # %% [markdown]

@@ -36,9 +36,6 @@
 # 4. one chunk of the chunked update: every gradient at the chunk's start, scans across it.
 
 # %%
-import inspect
-import time
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -51,6 +48,7 @@ from minirec.check.memory import (
     check_titans_chunk,
     check_titans_step,
 )
+from minirec.lesson_tools import best_time, show
 from minirec.memory import numba_cpu, torch_ops
 from minirec.memory import reference as ref
 from minirec.scan.reference import linear_recurrence
@@ -58,21 +56,6 @@ from minirec.tasks.streams import random_writes, retrieval_hits, surprise_burst
 
 torch.set_num_threads(1)   # small tensors: one thread is as fast, and fights no one
 np.set_printoptions(precision=4, suppress=True)
-
-
-def show(fn):
-    """Print a function's source from minirec, so what you read is what runs."""
-    print(inspect.getsource(fn))
-
-
-def best_time(fn, repeat=3):
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 # %% [markdown]

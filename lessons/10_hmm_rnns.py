@@ -36,7 +36,6 @@
 # 4. comparing the emission statistics of two generators.
 
 # %%
-import inspect
 import time
 
 import matplotlib.pyplot as plt
@@ -52,24 +51,10 @@ from minirec.check.hmm import (
 )
 from minirec.hmm import emulator as em
 from minirec.hmm import reference as ref
+from minirec.lesson_tools import best_time, show
 
 torch.set_num_threads(1)   # the models are tiny: one thread is as fast, and fights no one
 np.set_printoptions(precision=3, suppress=True)
-
-
-def show(fn):
-    """Print a function's source from minirec, so what you read is what runs."""
-    print(inspect.getsource(fn))
-
-
-def best_time(fn, repeat=3):
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 # %% [markdown]

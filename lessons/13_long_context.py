@@ -37,7 +37,6 @@
 # 3. prefix-linear attention: a prompt read non-causally, the rest causally.
 
 # %%
-import inspect
 import time
 
 import matplotlib.pyplot as plt
@@ -51,6 +50,7 @@ from minirec.check.long_context import (
     check_recall_accuracy,
     check_selective_scan_step,
 )
+from minirec.lesson_tools import best_time, show
 from minirec.longcontext import experiments as toys
 from minirec.longcontext import prefix_linear_attention
 from minirec.longcontext import reference as jrt
@@ -61,21 +61,6 @@ from minirec.tasks import IGNORE, mqar, passkey, read_twice_tokens, set_disjoint
 
 torch.set_num_threads(1)   # the models are tiny: one thread is as fast, and fights no one
 np.set_printoptions(precision=4, suppress=True, linewidth=110)
-
-
-def show(fn):
-    """Print a function's source from minirec, so what you read is what runs."""
-    print(inspect.getsource(fn))
-
-
-def best_time(fn, repeat=3):
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 # %% [markdown]

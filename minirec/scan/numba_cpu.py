@@ -24,21 +24,15 @@ Three kernels, all ``@njit(cache=True)``:
    once and h written once, as in the sequential kernel. (Without the groups — all chunks
    reduced, then all rescanned — a and b came from memory twice: 5·4·T·N bytes.)
 
-Measured (float32, T = 4096 × N = 1024, 50 MB moved by one pass; 2 cores, minimum of 40
-interleaved rounds; ``/tmp`` scripts, not a benchmark file yet). The machine is shared: one run
-on a quiet machine, and the same kernels with the other core busy with other people's jobs
-(load average 4–5), which is how lessons and tests often run::
+Measured by ``benchmarks/bench_linear_recurrence_cpu.py`` (float32, 2 cores; its README keeps
+one full run). On a quiet machine, against a 2-thread triad ``c = a + s·b`` on arrays of the
+same size: :func:`_channels` ~0.7× the triad at T = 4096 × N = 1024, :func:`_chunked` ~0.55–0.66×
+at T = 65536 × N = 64 (0.44× before the cache blocking), :func:`_sequential` ~0.45× (one thread
+is a one-thread copy). The parallel kernels are the ones that suffer when another job takes a
+core: a parallel region waits for its slowest thread, and :func:`_chunked` opens two per group.
+Other shapes, loaded machine, old unblocked chunked kernel (ms; why the winner wins on the right)::
 
-                                   quiet              busy (load ~4.5)
-    2-thread triad c = a + s·b     1.04 ms  48 GB/s   1.93 ms  26 GB/s     the machine's limit
-    NumPy copyto (1 thread)        1.20 ms  28 GB/s   2.28 ms  15 GB/s
-    _sequential                    1.82 ms  28 GB/s   3.46 ms  15 GB/s     = a 1-thread copy
-    _channels (2 blocks)           1.18 ms  43 GB/s   2.49 ms  20 GB/s     0.88–0.78× the triad
-    _chunked, 512-step chunks        —                2.94 ms  17 GB/s     5 passes, not 3
-
-Other shapes, busy machine (ms, minimum of 40 rounds; why the winner wins on the right):
-
-    T × N            sequential   channels   chunked (512)
+    T × N            sequential   channels   chunked
     4096 × 256          0.93        0.71       0.41   chunked: the 4 MB arrays stay in L3
     65536 × 16          0.86        1.11       0.50   chunked
     262144 × 4          1.04        2.33       1.23   sequential: rows of 4, latency-bound
@@ -47,7 +41,7 @@ Other shapes, busy machine (ms, minimum of 40 rounds; why the winner wins on the
 Hence the default, ``method="auto"`` (:func:`choose_method`): one thread below T·N = 2¹⁶
 elements (a parallel region costs more than the work) and for N ≤ 4 channels (the FMA chain is
 the limit: rescanning chunks doubles it); :func:`_channels` from N = 512 channels (the least
-traffic, ~0.9× the triad when quiet); :func:`_chunked` in between. This refines a note of the
+traffic, ~0.7× the triad when quiet); :func:`_chunked` in between. This refines a note of the
 project's toolchain file ("prange over the channels of time-major data is slower than one
 thread"): that holds for a ``prange`` over single channels (each thread strides through memory;
 ≈15× slower in a noisy run here), not for one contiguous block of channels per thread.
@@ -85,7 +79,7 @@ SMALL = 1 << 16          # below T·N = 65536 elements one thread: no parallel r
 FEW = 4                  # N ≤ 4 channels: latency-bound, chunking over time does not pay
 WIDE = 512               # N ≥ 512 channels: one contiguous block of channels per thread
 CHUNK = 256              # steps per time chunk
-GROUP_BYTES = 3 << 19    # 1.5 MiB of a and b per thread and group: within a core's 2 MiB L2
+GROUP_BYTES = 1 << 20    # 1 MiB of a and b per thread and group: half a core's 2 MiB L2
 
 
 @njit(inline="always", **_JIT)

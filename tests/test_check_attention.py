@@ -8,24 +8,23 @@ import numpy as np
 import pytest
 
 from minirec.attention import reference as ref
+from minirec.check import attention as checks
 from minirec.check import (
-    CheckFailed,
     check_aaren_stream_step,
     check_attention_combine,
     check_linear_attention_recurrent,
     run_check,
 )
-from minirec.check import attention as checks
 from minirec.scan.reference import softmax_attention as combine_reference
 
 try:  # `python -m pytest` (the repository root on sys.path) or a tests/ package
+    from tests.mutants import CheckContract
     from tests.mutants import aaren_stream_step as m_stream
-    from tests.mutants import assert_blank_not_attempted, assert_rejected_with_diagnosis
     from tests.mutants import attention_combine as m_combine
     from tests.mutants import linear_attention_recurrent as m_la
 except ImportError:  # plain `pytest`: tests/ itself is on sys.path
+    from mutants import CheckContract
     from mutants import aaren_stream_step as m_stream
-    from mutants import assert_blank_not_attempted, assert_rejected_with_diagnosis
     from mutants import attention_combine as m_combine
     from mutants import linear_attention_recurrent as m_la
 
@@ -43,47 +42,13 @@ EXERCISES = {
     "linear_attention_recurrent": (check_linear_attention_recurrent, _la_reference, m_la,
                                    checks._linear_attention_recurrent_exercise),
 }
-MUTANTS = [(name, m) for name, spec in EXERCISES.items() for m in spec[2].MUTANTS]
-SUSPECTS = [(name, i) for name, spec in EXERCISES.items() for i in range(len(spec[3]().suspects))]
 
 
-def test_mutant_library_is_large_enough():
-    assert all(len(spec[2].MUTANTS) >= 3 for spec in EXERCISES.values())
+class TestAttentionChecks(CheckContract):
+    """Right answers pass, blanks are not attempted, every mutant is rejected with its
+    diagnosis, every suspect is reachable (tests/mutants/__init__.py)."""
 
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_reference_passes(name, capsys):
-    check, reference, *_ = EXERCISES[name]
-    assert check(reference) is None
-    assert capsys.readouterr().out == f"✓ {name}: passed on 4 cases\n"
-
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_independent_correct_solution_passes(name, capsys):
-    check, _ref, module, _ex = EXERCISES[name]
-    check(module.correct)
-    assert capsys.readouterr().out.startswith(f"✓ {name}: passed")
-
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_blank_is_not_attempted(name):
-    check, _ref, module, _ex = EXERCISES[name]
-    assert_blank_not_attempted(check, module.blank)
-
-
-@pytest.mark.parametrize("name,mutant", MUTANTS, ids=[f"{n}-{m.name}" for n, m in MUTANTS])
-def test_mutant_is_rejected_with_its_diagnosis(name, mutant):
-    assert_rejected_with_diagnosis(EXERCISES[name][0], name, mutant)
-
-
-@pytest.mark.parametrize("name,index", SUSPECTS, ids=[f"{n}-{i}" for n, i in SUSPECTS])
-def test_every_suspect_diagnoses_itself(name, index):
-    """Each suspect is wrong, and reachable: no earlier suspect shadows it."""
-    check, _ref, _m, exercise = EXERCISES[name]
-    suspect = exercise().suspects[index]
-    with pytest.raises(CheckFailed) as info:
-        check(suspect.fn)
-    assert info.value.diagnosis.endswith(suspect.message), suspect.message
+    EXERCISES = EXERCISES
 
 
 @pytest.mark.parametrize("name", list(EXERCISES))

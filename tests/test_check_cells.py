@@ -35,14 +35,14 @@ from minirec.check import (
 from minirec.check import cells as checks
 
 try:  # `python -m pytest` (the repository root on sys.path) or a tests/ package
-    from tests.mutants import assert_blank_not_attempted, assert_rejected_with_diagnosis
+    from tests.mutants import CheckContract
     from tests.mutants import gru_step as m_gru
     from tests.mutants import gru_step_backward as m_gru_back
     from tests.mutants import lstm_step as m_lstm
     from tests.mutants import recoding_step as m_recoding
     from tests.mutants import rnn_bptt as m_bptt
 except ImportError:  # plain `pytest`: tests/ itself is on sys.path
-    from mutants import assert_blank_not_attempted, assert_rejected_with_diagnosis
+    from mutants import CheckContract
     from mutants import gru_step as m_gru
     from mutants import gru_step_backward as m_gru_back
     from mutants import lstm_step as m_lstm
@@ -50,21 +50,25 @@ except ImportError:  # plain `pytest`: tests/ itself is on sys.path
     from mutants import rnn_bptt as m_bptt
 
 EXERCISES = {
-    "gru_step": (check_gru_step, ref.gru_step, m_gru, checks._gru_step_exercise, 4),
+    "gru_step": (check_gru_step, ref.gru_step, m_gru, checks._gru_step_exercise),
     "gru_step_backward": (check_gru_step_backward, ref.gru_step_backward, m_gru_back,
-                          checks._gru_step_backward_exercise, 4),
-    "rnn_bptt": (check_rnn_bptt, ref.rnn_bptt, m_bptt, checks._rnn_bptt_exercise, 6),
-    "lstm_step": (check_lstm_step, ref.lstm_step, m_lstm, checks._lstm_step_exercise, 4),
+                          checks._gru_step_backward_exercise),
+    "rnn_bptt": (check_rnn_bptt, ref.rnn_bptt, m_bptt, checks._rnn_bptt_exercise),
+    "lstm_step": (check_lstm_step, ref.lstm_step, m_lstm, checks._lstm_step_exercise),
     "recoding_step": (check_recoding_step, ref.recoding_step, m_recoding,
-                      checks._recoding_step_exercise, 4),
+                      checks._recoding_step_exercise),
 }
-MUTANTS = [(name, m) for name, spec in EXERCISES.items() for m in spec[2].MUTANTS]
 
 
-def test_mutant_library_is_large_enough():
-    per_check = {name: len(v[2].MUTANTS) for name, v in EXERCISES.items()}
-    assert all(n >= 3 for n in per_check.values()), per_check
-    assert sum(per_check.values()) >= 15
+class TestCellChecks(CheckContract):
+    """Right answers pass, blanks are not attempted, every mutant is rejected with its
+    diagnosis, every suspect is reachable (tests/mutants/__init__.py)."""
+
+    EXERCISES = EXERCISES
+
+
+def test_cell_exercises_have_at_least_fifteen_mutants():
+    assert sum(len(spec[2].MUTANTS) for spec in EXERCISES.values()) >= 15
 
 
 def test_not_attempted_is_a_check_failure():
@@ -73,36 +77,8 @@ def test_not_attempted_is_a_check_failure():
 
 
 # ---------------------------------------------------------------------------------------------
-# Right answers pass, blanks are not attempted
-# ---------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_reference_passes(name, capsys):
-    check, reference, *_rest, n_cases = EXERCISES[name]
-    assert check(reference) is None
-    assert capsys.readouterr().out == f"✓ {name}: passed on {n_cases} cases\n"
-
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_independent_correct_solution_passes(name, capsys):
-    check, _ref, module, *_ = EXERCISES[name]
-    check(module.correct)
-    assert capsys.readouterr().out.startswith(f"✓ {name}: passed")
-
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_blank_is_not_attempted(name):
-    check, _ref, module, *_ = EXERCISES[name]
-    assert_blank_not_attempted(check, module.blank)
-
-
-# ---------------------------------------------------------------------------------------------
 # Wrong answers are rejected with the right diagnosis and the right tensors
 # ---------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("name,mutant", MUTANTS, ids=[f"{n}-{m.name}" for n, m in MUTANTS])
-def test_mutant_is_rejected_with_its_diagnosis(name, mutant):
-    assert_rejected_with_diagnosis(EXERCISES[name][0], name, mutant)
 
 
 def test_transposed_gru_weight_message():
@@ -171,15 +147,6 @@ def test_check_needs_a_function():
 # ---------------------------------------------------------------------------------------------
 # The suspects: each is wrong, and each is reachable (no earlier suspect shadows it)
 # ---------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_every_suspect_diagnoses_itself(name):
-    ex = EXERCISES[name][3]()
-    assert len(ex.suspects) >= 4
-    for suspect in ex.suspects:
-        with pytest.raises(CheckFailed) as info:
-            run_check(ex, suspect.fn)
-        assert info.value.diagnosis.endswith(suspect.message), suspect.message
 
 
 @pytest.mark.parametrize("name", list(EXERCISES))

@@ -5,9 +5,7 @@ and the right tensors marked, and every suspect is reachable."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from minirec.check import CheckFailed, run_check
 from minirec.check import hmm as checks
 from minirec.check.hmm import (
     check_compare_emissions,
@@ -19,13 +17,13 @@ from minirec.hmm import reference as hmm
 from minirec.scan import reference as scan
 
 try:  # `python -m pytest` (the repository root on sys.path) or a tests/ package
-    from tests.mutants import assert_blank_not_attempted, assert_rejected_with_diagnosis
+    from tests.mutants import CheckContract
     from tests.mutants import hmm_compare_emissions as m_emissions
     from tests.mutants import hmm_forward_step as m_forward
     from tests.mutants import hmm_log_matmul_combine as m_log_matmul
     from tests.mutants import hmm_viterbi_backtrack as m_backtrack
 except ImportError:  # plain `pytest`: tests/ itself is on sys.path
-    from mutants import assert_blank_not_attempted, assert_rejected_with_diagnosis
+    from mutants import CheckContract
     from mutants import hmm_compare_emissions as m_emissions
     from mutants import hmm_forward_step as m_forward
     from mutants import hmm_log_matmul_combine as m_log_matmul
@@ -33,55 +31,22 @@ except ImportError:  # plain `pytest`: tests/ itself is on sys.path
 
 EXERCISES = {
     "forward_step": (check_forward_step, hmm.forward_step, m_forward,
-                     checks._forward_step_exercise, 4),
+                     checks._forward_step_exercise),
     "viterbi_backtrack": (check_viterbi_backtrack, hmm.viterbi_backtrack, m_backtrack,
-                          checks._backtrack_exercise, 5),
+                          checks._backtrack_exercise),
     "log_matmul_combine": (check_log_matmul_combine, scan.log_matmul, m_log_matmul,
-                           checks._log_matmul_exercise, 5),
+                           checks._log_matmul_exercise),
     "compare_emissions": (check_compare_emissions, hmm.compare_emissions, m_emissions,
-                          checks._emissions_exercise, 4),
+                          checks._emissions_exercise),
 }
-MUTANTS = [(name, m) for name, spec in EXERCISES.items() for m in spec[2].MUTANTS]
 
 
-def test_mutant_library_is_large_enough():
-    per_check = {name: len(v[2].MUTANTS) for name, v in EXERCISES.items()}
-    assert all(n >= 4 for n in per_check.values()), per_check
+class TestHmmChecks(CheckContract):
+    """Right answers pass, blanks are not attempted, every mutant is rejected with its
+    diagnosis, every suspect is reachable (tests/mutants/__init__.py)."""
 
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_reference_passes(name, capsys):
-    check, reference, *_rest, n_cases = EXERCISES[name]
-    assert check(reference) is None
-    assert capsys.readouterr().out == f"✓ {name}: passed on {n_cases} cases\n"
-
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_independent_correct_solution_passes(name, capsys):
-    check, _ref, module, *_ = EXERCISES[name]
-    check(module.correct)
-    assert capsys.readouterr().out.startswith(f"✓ {name}: passed")
-
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_blank_is_not_attempted(name):
-    check, _ref, module, *_ = EXERCISES[name]
-    assert_blank_not_attempted(check, module.blank)
-
-
-@pytest.mark.parametrize("name,mutant", MUTANTS, ids=[f"{n}-{m.name}" for n, m in MUTANTS])
-def test_mutant_is_rejected_with_its_diagnosis(name, mutant):
-    assert_rejected_with_diagnosis(EXERCISES[name][0], name, mutant)
-
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_every_suspect_diagnoses_itself(name):
-    ex = EXERCISES[name][3]()
-    assert len(ex.suspects) >= 4
-    for suspect in ex.suspects:
-        with pytest.raises(CheckFailed) as info:
-            run_check(ex, suspect.fn)
-        assert info.value.diagnosis.endswith(suspect.message), suspect.message
+    EXERCISES = EXERCISES
+    MIN_MUTANTS = 4
 
 
 def test_underflow_cases_have_finite_answers():

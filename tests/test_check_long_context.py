@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minirec.check import CheckFailed
 from minirec.check import long_context as checks
 from minirec.check.long_context import (
     check_prefix_linear_attention,
@@ -18,12 +17,12 @@ from minirec.ssm import reference as ssm
 from minirec.tasks import IGNORE
 
 try:  # `python -m pytest` (the repository root on sys.path) or a tests/ package
-    from tests.mutants import assert_blank_not_attempted, assert_rejected_with_diagnosis
+    from tests.mutants import CheckContract
     from tests.mutants import longctx_prefix_linear_attention as m_prefix
     from tests.mutants import longctx_recall_accuracy as m_recall
     from tests.mutants import longctx_selective_scan_step as m_ssm
 except ImportError:  # plain `pytest`: tests/ itself is on sys.path
-    from mutants import assert_blank_not_attempted, assert_rejected_with_diagnosis
+    from mutants import CheckContract
     from mutants import longctx_prefix_linear_attention as m_prefix
     from mutants import longctx_recall_accuracy as m_recall
     from mutants import longctx_selective_scan_step as m_ssm
@@ -37,47 +36,14 @@ EXERCISES = {
     "recall_accuracy": (check_recall_accuracy, checks.recall_accuracy, m_recall,
                         checks._recall_accuracy_exercise),
 }
-MUTANTS = [(name, m) for name, spec in EXERCISES.items() for m in spec[2].MUTANTS]
-SUSPECTS = [(name, i) for name, spec in EXERCISES.items() for i in range(len(spec[3]().suspects))]
 
 
-def test_mutant_library_is_large_enough():
-    assert all(len(spec[2].MUTANTS) >= 5 for spec in EXERCISES.values())
+class TestLongContextChecks(CheckContract):
+    """Right answers pass, blanks are not attempted, every mutant is rejected with its
+    diagnosis, every suspect is reachable (tests/mutants/__init__.py)."""
 
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_reference_passes(name, capsys):
-    check, reference, *_ = EXERCISES[name]
-    assert check(reference) is None
-    assert capsys.readouterr().out == f"✓ {name}: passed on 4 cases\n"
-
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_independent_correct_solution_passes(name, capsys):
-    check, _ref, module, _ex = EXERCISES[name]
-    check(module.correct)
-    assert capsys.readouterr().out.startswith(f"✓ {name}: passed")
-
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_blank_is_not_attempted(name):
-    check, _ref, module, _ex = EXERCISES[name]
-    assert_blank_not_attempted(check, module.blank)
-
-
-@pytest.mark.parametrize("name,mutant", MUTANTS, ids=[f"{n}-{m.name}" for n, m in MUTANTS])
-def test_mutant_is_rejected_with_its_diagnosis(name, mutant):
-    assert_rejected_with_diagnosis(EXERCISES[name][0], name, mutant)
-
-
-@pytest.mark.parametrize("name,index", SUSPECTS, ids=[f"{n}-{i}" for n, i in SUSPECTS])
-def test_every_suspect_diagnoses_itself(name, index):
-    """Each suspect is wrong, and reachable: no earlier suspect shadows it."""
-    check, _ref, _m, exercise = EXERCISES[name]
-    suspect = exercise().suspects[index]
-    with pytest.raises(CheckFailed) as info:
-        check(suspect.fn)
-    assert info.value.diagnosis.endswith(suspect.message), suspect.message
+    EXERCISES = EXERCISES
+    MIN_MUTANTS = 5
 
 
 @pytest.mark.parametrize("name", list(EXERCISES))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minirec.check import CheckFailed, run_check
 from minirec.check import memory as checks
 from minirec.check.memory import (
     check_delta_rule_write,
@@ -18,13 +17,13 @@ from minirec.check.memory import (
 from minirec.memory import reference as ref
 
 try:  # `python -m pytest` (the repository root on sys.path) or a tests/ package
-    from tests.mutants import assert_blank_not_attempted, assert_rejected_with_diagnosis
+    from tests.mutants import CheckContract
     from tests.mutants import memory_delta_rule_write as m_delta
     from tests.mutants import memory_linear_memory_grad as m_grad
     from tests.mutants import memory_titans_chunk as m_chunk
     from tests.mutants import memory_titans_step as m_step
 except ImportError:  # plain `pytest`: tests/ itself is on sys.path
-    from mutants import assert_blank_not_attempted, assert_rejected_with_diagnosis
+    from mutants import CheckContract
     from mutants import memory_delta_rule_write as m_delta
     from mutants import memory_linear_memory_grad as m_grad
     from mutants import memory_titans_chunk as m_chunk
@@ -32,54 +31,21 @@ except ImportError:  # plain `pytest`: tests/ itself is on sys.path
 
 EXERCISES = {
     "delta_rule_write": (check_delta_rule_write, checks._delta_reference, m_delta,
-                         checks._delta_exercise, 4),
+                         checks._delta_exercise),
     "linear_memory_grad": (check_linear_memory_grad, ref.linear_memory_grad, m_grad,
-                           checks._grad_exercise, 4),
-    "titans_step": (check_titans_step, checks._step_reference, m_step, checks._step_exercise, 4),
+                           checks._grad_exercise),
+    "titans_step": (check_titans_step, checks._step_reference, m_step, checks._step_exercise),
     "titans_chunk": (check_titans_chunk, checks._chunk_reference, m_chunk,
-                     checks._chunk_exercise, 4),
+                     checks._chunk_exercise),
 }
-MUTANTS = [(name, m) for name, spec in EXERCISES.items() for m in spec[2].MUTANTS]
 
 
-def test_mutant_library_is_large_enough():
-    per_check = {name: len(v[2].MUTANTS) for name, v in EXERCISES.items()}
-    assert all(n >= 4 for n in per_check.values()), per_check
+class TestMemoryChecks(CheckContract):
+    """Right answers pass, blanks are not attempted, every mutant is rejected with its
+    diagnosis, every suspect is reachable (tests/mutants/__init__.py)."""
 
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_reference_passes(name, capsys):
-    check, reference, *_rest, n_cases = EXERCISES[name]
-    assert check(reference) is None
-    assert capsys.readouterr().out == f"✓ {name}: passed on {n_cases} cases\n"
-
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_independent_correct_solution_passes(name, capsys):
-    check, _ref, module, *_ = EXERCISES[name]
-    check(module.correct)
-    assert capsys.readouterr().out.startswith(f"✓ {name}: passed")
-
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_blank_is_not_attempted(name):
-    check, _ref, module, *_ = EXERCISES[name]
-    assert_blank_not_attempted(check, module.blank)
-
-
-@pytest.mark.parametrize("name,mutant", MUTANTS, ids=[f"{n}-{m.name}" for n, m in MUTANTS])
-def test_mutant_is_rejected_with_its_diagnosis(name, mutant):
-    assert_rejected_with_diagnosis(EXERCISES[name][0], name, mutant)
-
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_every_suspect_diagnoses_itself(name):
-    ex = EXERCISES[name][3]()
-    assert len(ex.suspects) >= 4
-    for suspect in ex.suspects:
-        with pytest.raises(CheckFailed) as info:
-            run_check(ex, suspect.fn)
-        assert info.value.diagnosis.endswith(suspect.message), suspect.message
+    EXERCISES = EXERCISES
+    MIN_MUTANTS = 4
 
 
 @pytest.mark.parametrize("name", list(EXERCISES))

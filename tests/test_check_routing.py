@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minirec.check import CheckFailed, run_check
 from minirec.check import routing as checks
 from minirec.check.routing import (
     check_gru_router_step,
@@ -17,65 +16,32 @@ from minirec.check.routing import (
 from minirec.routing import reference as ref
 
 try:  # `python -m pytest` (the repository root on sys.path) or a tests/ package
-    from tests.mutants import assert_blank_not_attempted, assert_rejected_with_diagnosis
+    from tests.mutants import CheckContract
     from tests.mutants import routing_gru_router_step as m_router
     from tests.mutants import routing_load_balance_loss as m_balance
     from tests.mutants import routing_top_k_route as m_top_k
 except ImportError:  # plain `pytest`: tests/ itself is on sys.path
-    from mutants import assert_blank_not_attempted, assert_rejected_with_diagnosis
+    from mutants import CheckContract
     from mutants import routing_gru_router_step as m_router
     from mutants import routing_load_balance_loss as m_balance
     from mutants import routing_top_k_route as m_top_k
 
 EXERCISES = {
     "top_k_route": (check_top_k_route, checks._top_k_reference, m_top_k,
-                    checks._top_k_exercise, 4),
+                    checks._top_k_exercise),
     "load_balance_loss": (check_load_balance_loss, ref.load_balance_loss, m_balance,
-                          checks._balance_exercise, 4),
+                          checks._balance_exercise),
     "gru_router_step": (check_gru_router_step, ref.gru_router_step, m_router,
-                        checks._router_exercise, 3),
+                        checks._router_exercise),
 }
-MUTANTS = [(name, m) for name, spec in EXERCISES.items() for m in spec[2].MUTANTS]
 
 
-def test_mutant_library_is_large_enough():
-    per_check = {name: len(v[2].MUTANTS) for name, v in EXERCISES.items()}
-    assert all(n >= 5 for n in per_check.values()), per_check
+class TestRoutingChecks(CheckContract):
+    """Right answers pass, blanks are not attempted, every mutant is rejected with its
+    diagnosis, every suspect is reachable (tests/mutants/__init__.py)."""
 
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_reference_passes(name, capsys):
-    check, reference, *_rest, n_cases = EXERCISES[name]
-    assert check(reference) is None
-    assert capsys.readouterr().out == f"✓ {name}: passed on {n_cases} cases\n"
-
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_independent_correct_solution_passes(name, capsys):
-    check, _ref, module, *_ = EXERCISES[name]
-    check(module.correct)
-    assert capsys.readouterr().out.startswith(f"✓ {name}: passed")
-
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_blank_is_not_attempted(name):
-    check, _ref, module, *_ = EXERCISES[name]
-    assert_blank_not_attempted(check, module.blank)
-
-
-@pytest.mark.parametrize("name,mutant", MUTANTS, ids=[f"{n}-{m.name}" for n, m in MUTANTS])
-def test_mutant_is_rejected_with_its_diagnosis(name, mutant):
-    assert_rejected_with_diagnosis(EXERCISES[name][0], name, mutant)
-
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_every_suspect_diagnoses_itself(name):
-    ex = EXERCISES[name][3]()
-    assert len(ex.suspects) >= 4
-    for suspect in ex.suspects:
-        with pytest.raises(CheckFailed) as info:
-            run_check(ex, suspect.fn)
-        assert info.value.diagnosis.endswith(suspect.message), suspect.message
+    EXERCISES = EXERCISES
+    MIN_MUTANTS = 5
 
 
 @pytest.mark.parametrize("name", list(EXERCISES))

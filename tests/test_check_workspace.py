@@ -5,9 +5,7 @@ diagnosis and the right tensors marked, and every suspect is reachable."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from minirec.check import CheckFailed, run_check
 from minirec.check import workspace as checks
 from minirec.check.workspace import (
     check_hand_set_program,
@@ -17,65 +15,33 @@ from minirec.check.workspace import (
 from minirec.workspace import reference as ref
 
 try:  # `python -m pytest` (the repository root on sys.path) or a tests/ package
-    from tests.mutants import assert_blank_not_attempted, assert_rejected_with_diagnosis
+    from tests.mutants import CheckContract
     from tests.mutants import workspace_hand_set_program as m_program
     from tests.mutants import workspace_increment as m_increment
     from tests.mutants import workspace_write as m_write
 except ImportError:  # plain `pytest`: tests/ itself is on sys.path
-    from mutants import assert_blank_not_attempted, assert_rejected_with_diagnosis
+    from mutants import CheckContract
     from mutants import workspace_hand_set_program as m_program
     from mutants import workspace_increment as m_increment
     from mutants import workspace_write as m_write
 
 EXERCISES = {
     "increment_module": (check_increment_module, ref.increment_module, m_increment,
-                         checks._increment_exercise, 4),
+                         checks._increment_exercise),
     "workspace_write": (check_workspace_write, ref.workspace_write, m_write,
-                        checks._write_exercise, 4),
+                        checks._write_exercise),
     "hand_set_program": (check_hand_set_program, ref.hand_set_program, m_program,
-                         checks._program_exercise, 4),
+                         checks._program_exercise),
 }
-MUTANTS = [(name, m) for name, spec in EXERCISES.items() for m in spec[2].MUTANTS]
 
 
-def test_mutant_library_is_large_enough():
-    per_check = {name: len(v[2].MUTANTS) for name, v in EXERCISES.items()}
-    assert all(n >= 5 for n in per_check.values()), per_check
+class TestWorkspaceChecks(CheckContract):
+    """Right answers pass, blanks are not attempted, every mutant is rejected with its
+    diagnosis, every suspect is reachable (tests/mutants/__init__.py)."""
 
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_reference_passes(name, capsys):
-    check, reference, *_rest, n_cases = EXERCISES[name]
-    assert check(reference) is None
-    assert capsys.readouterr().out == f"✓ {name}: passed on {n_cases} cases\n"
-
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_independent_correct_solution_passes(name, capsys):
-    check, _ref, module, *_ = EXERCISES[name]
-    check(module.correct)
-    assert capsys.readouterr().out.startswith(f"✓ {name}: passed")
-
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_blank_is_not_attempted(name):
-    check, _ref, module, *_ = EXERCISES[name]
-    assert_blank_not_attempted(check, module.blank)
-
-
-@pytest.mark.parametrize("name,mutant", MUTANTS, ids=[f"{n}-{m.name}" for n, m in MUTANTS])
-def test_mutant_is_rejected_with_its_diagnosis(name, mutant):
-    assert_rejected_with_diagnosis(EXERCISES[name][0], name, mutant)
-
-
-@pytest.mark.parametrize("name", list(EXERCISES))
-def test_every_suspect_diagnoses_itself(name):
-    ex = EXERCISES[name][3]()
-    assert len(ex.suspects) >= 5
-    for suspect in ex.suspects:
-        with pytest.raises(CheckFailed) as info:
-            run_check(ex, suspect.fn)
-        assert info.value.diagnosis.endswith(suspect.message), suspect.message
+    EXERCISES = EXERCISES
+    MIN_MUTANTS = 5
+    MIN_SUSPECTS = 5
 
 
 def test_cases_cover_a_single_example_and_several():

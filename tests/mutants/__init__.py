@@ -78,3 +78,61 @@ def assert_rejected_with_diagnosis(check, name: str, m: Mutant):
     names = [r.name for r in exc.comparison.rows]
     assert table_marks(message, names) == {n: "✗" if n in m.wrong else "ok" for n in names}, message
     return exc
+
+
+# --- the contract every lesson's checks are tested against ----------------------------------
+
+class CheckContract:
+    """What every exercise check must do, tested over a table of a lesson's exercises.
+
+    ``EXERCISES``: name → ``(check, reference, mutants_module, exercise_factory, ...)`` where
+    ``check`` is the ``minirec.check`` function, ``reference`` a right answer, the module holds
+    ``blank``, ``correct`` and ``MUTANTS``, and ``exercise_factory()`` builds the check's
+    :class:`minirec.check.Exercise`. A test module subclasses it::
+
+        class TestScanChecks(CheckContract):
+            EXERCISES = EXERCISES
+
+    and the root ``conftest.py`` parametrizes each method over the table (``name``, the
+    ``name, mutant`` pairs, or the ``name, suspect_index`` pairs).
+    """
+
+    EXERCISES: dict = {}
+    MIN_MUTANTS = 3          # typical wrong answers per exercise
+    MIN_SUSPECTS = 4         # diagnoses per exercise
+
+    def test_mutant_library_is_large_enough(self):
+        per_check = {name: len(spec[2].MUTANTS) for name, spec in self.EXERCISES.items()}
+        assert all(n >= self.MIN_MUTANTS for n in per_check.values()), per_check
+
+    def test_reference_passes_on_every_case(self, name, capsys):
+        check, reference, _module, exercise = self.EXERCISES[name][:4]
+        assert check(reference) is None
+        n_cases = len(exercise().cases)
+        assert capsys.readouterr().out == f"✓ {name}: passed on {n_cases} cases\n"
+
+    def test_independent_correct_solution_passes(self, name, capsys):
+        check, _reference, module = self.EXERCISES[name][:3]
+        check(module.correct)
+        assert capsys.readouterr().out.startswith(f"✓ {name}: passed")
+
+    def test_blank_is_not_attempted(self, name):
+        check, _reference, module = self.EXERCISES[name][:3]
+        assert_blank_not_attempted(check, module.blank)
+
+    def test_mutant_is_rejected_with_its_diagnosis(self, name, mutant):
+        assert_rejected_with_diagnosis(self.EXERCISES[name][0], name, mutant)
+
+    def test_enough_suspects(self, name):
+        assert len(self.EXERCISES[name][3]().suspects) >= self.MIN_SUSPECTS
+
+    def test_every_suspect_diagnoses_itself(self, name, suspect_index):
+        """Each suspect is wrong, and reachable: no earlier suspect shadows it."""
+        import pytest
+
+        from minirec.check import CheckFailed
+        check, *_rest = self.EXERCISES[name]
+        suspect = self.EXERCISES[name][3]().suspects[suspect_index]
+        with pytest.raises(CheckFailed) as info:
+            check(suspect.fn)
+        assert info.value.diagnosis.endswith(suspect.message), suspect.message

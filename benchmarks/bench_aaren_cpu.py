@@ -42,7 +42,6 @@ import datetime as _dt
 import gc
 import json
 import os
-import platform
 import re
 import statistics
 import sys
@@ -52,6 +51,7 @@ import tracemalloc
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _common import machine
 
 import minirec.attention as attention
 
@@ -68,34 +68,10 @@ NO_GOAL = ("the summary shows where the O(T) forms beat SDPA in time and where t
 # The machine
 # --------------------------------------------------------------------------------------------
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def _load(info) -> str:
     la = info["load_avg_1min"]
     return " / ".join("n/a" if x is None else f"{x:.2f}" for x in (la["start"], la["end"]))
-
-
-def machine() -> dict:
-    import numba
-    return {
-        "cpu": cpu_model(),
-        "logical_cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "numba_threads": numba.get_num_threads(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "torch": torch.__version__,
-    }
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,14 +26,13 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 
 import numpy as np
 import torch
+from _common import machine
 
 import minirec.cells as cells
 from minirec.cells import torch_ops
@@ -44,30 +43,6 @@ NO_GOAL = ("the table compares minirec's NumPy, Numba and Torch GRUs with torch.
 
 FULL = {"T": 512, "B": 32, "D": 256, "H": 256}
 QUICK = {"T": 8, "B": 3, "D": 5, "H": 7}
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine() -> dict:
-    import numba
-    return {
-        "cpu": cpu_model(),
-        "logical_cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "torch": torch.__version__,
-    }
 
 
 def setup(size, seed=0):

@@ -35,15 +35,14 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 
 import numpy as np
 import torch
-from numba import get_num_threads
+from _common import load_average
+from _common import machine as _machine
 
 import minirec.hmm as hmm
 from minirec.hmm import numba_cpu
@@ -54,30 +53,6 @@ QUICK = dict(K=8, M=4, N=3, T=300)
 FORWARD_GOAL = 10.0
 VITERBI_GOAL = 3.0
 RTOL = 1e-8
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine() -> dict:
-    try:
-        load = " ".join(open("/proc/loadavg").read().split()[:3])
-    except OSError:
-        load = "n/a"
-    import hmmlearn
-    return {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "numba_threads": get_num_threads(),
-            "torch_threads": torch.get_num_threads(), "load_average": load,
-            "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-            "hmmlearn": hmmlearn.__version__,
-            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
 def setup(K, M, N, T, seed=0):
@@ -164,6 +139,14 @@ def table(rows) -> str:
     widths = [max(len(x[i]) for x in (head, *body)) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
                      for line in (head, *body))
+
+
+def machine() -> dict:
+    import hmmlearn
+    load = load_average()
+    return _machine(load_average="n/a" if load is None else f"{load:.2f}",
+                    hmmlearn=hmmlearn.__version__,
+                    date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
 
 def goals(rows) -> list[dict]:

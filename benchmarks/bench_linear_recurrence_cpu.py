@@ -42,7 +42,6 @@ import datetime as _dt
 import importlib
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -51,6 +50,7 @@ import numpy as np
 import scipy
 import scipy.signal
 import torch
+from _common import machine as _machine
 from numba import get_num_threads, njit, prange
 
 import minirec.scan as scan
@@ -69,35 +69,14 @@ FUNCTION = "torch autograd Function"
 # The machine
 # --------------------------------------------------------------------------------------------
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+
+def machine() -> dict:
+    return _machine(scipy=scipy.__version__)
 
 
 def _load(info) -> str:
     la = info["load_avg_1min"]
     return " / ".join("n/a" if x is None else f"{x:.2f}" for x in (la["start"], la["end"]))
-
-
-def machine() -> dict:
-    import numba
-    return {
-        "cpu": cpu_model(),
-        "logical_cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "numba_threads": get_num_threads(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "torch": torch.__version__,
-        "scipy": scipy.__version__,
-    }
 
 
 @njit(parallel=True, cache=True)

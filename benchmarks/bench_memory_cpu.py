@@ -40,14 +40,14 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 
 import numpy as np
 import torch
+from _common import load_average as _load
+from _common import machine
 
 from minirec.memory import numba_cpu, torch_ops
 from minirec.memory import reference as ref
@@ -160,17 +160,6 @@ def table(rows):
     return "\n".join(lines)
 
 
-def machine():
-    import numba
-    return {"cpu": platform.processor() or platform.machine(), "logical_cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-            "numpy": np.__version__, "numba": numba.__version__, "torch": torch.__version__}
-
-
-def _load():
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny size (T=256, d=16, chunk 16)")
@@ -189,7 +178,9 @@ def main(argv=None):
     info["load_avg_1min"] = {"start": load_start, "end": _load()}
     now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     print(f"Titans linear memory on the CPU — {now}")
-    print(f"load average (1 min) at start / end: {load_start} / {info['load_avg_1min']['end']}")
+    loads = (load_start, info["load_avg_1min"]["end"])
+    print("load average (1 min) at start / end: "
+          + " / ".join("n/a" if x is None else f"{x:.2f}" for x in loads))
     print(f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, torch threads "
           f"{info['torch_threads']}; numpy {info['numpy']}, numba {info['numba']}, torch "
           f"{info['torch']}")

@@ -34,12 +34,12 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
 import statistics
 import time
 
 import numpy as np
 import torch
+from _common import machine
 
 import minirec.routing as routing
 from minirec.routing import reference as ref
@@ -49,25 +49,6 @@ QUICK = {"N": 512, "E": 4, "k": 2, "d": 16}
 CAPACITY_FACTOR = 1.25
 GOAL = ("numba routed layer at most 0.5 of the NumPy dense mixture (k/E = 0.25, ×1.25 capacity "
         "padding = 0.31 of the dense products, plus the bookkeeping)")
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine() -> dict:
-    import numba
-    return {"cpu": cpu_model(), "logical_cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "numba_threads": numba.get_num_threads(),
-            "python": platform.python_version(), "numpy": np.__version__,
-            "numba": numba.__version__, "torch": torch.__version__}
 
 
 def setup(size, seed=0):

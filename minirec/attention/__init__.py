@@ -264,7 +264,7 @@ def linear_attention(q, k, v, *, form="parallel", feature_map="elu+1", normalize
 
 
 def lightnet(q, k, v, *, decay=None, state=None, return_state=False, backend=None):
-    """LightNet's additive linear recurrence (``decay=None``), or the multiplicative one:
+    """LightNet's additive linear recurrence (``decay=None``), or the multiplicative one::
 
         additive:        z_t = logaddexp(z_{t−1}, k_t),  g_t = z_{t−1} − z_t,
                          S_t = diag(e^{g_t}) S_{t−1} + e^{k_t − z_t} v_tᵀ

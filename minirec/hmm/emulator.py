@@ -94,7 +94,7 @@ def _sq_dists(x, y):
 
 def mmd(x, y, *, bandwidths=(1.0, 4.0, 16.0)):
     """Squared maximum mean discrepancy (biased, V-statistic) between point clouds ``x (n, D)``
-    and ``y (m, D)`` with a sum of Gaussian kernels k(a, b) = Σ_s exp(−|a − b|² / (2 s²)):
+    and ``y (m, D)`` with a sum of Gaussian kernels k(a, b) = Σ_s exp(−‖a − b‖² / (2 s²)):
 
         MMD² = mean k(x, x') + mean k(y, y') − 2 mean k(x, y)   (>= 0; 0 iff the clouds match)
     """
@@ -105,7 +105,7 @@ def mmd(x, y, *, bandwidths=(1.0, 4.0, 16.0)):
 
 
 def _entropic_ot(x, y, eps_schedule, n_final):
-    """Entropic OT cost OT_eps(x, y) between uniform clouds, cost C = |a − b|² / 2.
+    """Entropic OT cost OT_eps(x, y) between uniform clouds, cost C = ‖a − b‖² / 2.
 
     Log-domain Sinkhorn on the dual potentials f (n,), g (m,), eps annealed down the schedule
     (no gradient), then one last pair of updates with gradient: at the optimum the value
@@ -139,7 +139,7 @@ def sinkhorn_divergence(x, y, *, blur=0.2, scaling=0.5, n_final=10):
 
         S(x, y) = OT_eps(x, y) − (OT_eps(x, x) + OT_eps(y, y)) / 2,   eps = blur²,
 
-    cost |a − b|² / 2 (geomloss's ``SamplesLoss("sinkhorn", p=2, blur=blur)``). eps starts at
+    cost ‖a − b‖² / 2 (geomloss's ``SamplesLoss("sinkhorn", p=2, blur=blur)``). eps starts at
     the largest cost and shrinks by ``scaling`` per iteration down to blur²."""
     with torch.no_grad():
         diameter = float(_sq_dists(torch.cat([x, y]), torch.cat([x, y])).max()) / 2
@@ -207,7 +207,7 @@ def kick_scores(h, symbols):
     """How much each unit moves at a symbol switch, relative to elsewhere.
 
     ``h (T, N, H)``, ``symbols (T, N)`` (NumPy). A switch at t is symbols[t] ≠ symbols[t−1].
-    Score of unit i: mean |h_t[i] − h_{t−1}[i]| over switch steps divided by the same mean over
+    Score of unit i: mean abs(h_t[i] − h_{t−1}[i]) over switch steps divided by the same mean over
     all other steps (1 = no special role; the paper's "kick neurons" stand out far above).
     Returns ``(H,)``; NaN where a unit never moves.
     """

@@ -491,8 +491,8 @@ def compare_emissions(obs_model, obs_target, n_symbols):
     """Emission statistics of two sets of sequences (e.g. an RNN's and the HMM's), and how far
     apart they are. ``obs_* (N, T)`` (N and T may differ between the two). Returns a dict:
 
-    ``freq_model (M,)``, ``freq_target (M,)``, ``total_variation ()`` = ½ Σ_m |freq_model −
-    freq_target| (0: same frequencies, 1: disjoint), ``switch_model ()``, ``switch_target ()``.
+    ``freq_model (M,)``, ``freq_target (M,)``, ``total_variation ()`` = ½ Σ_m abs(freq_model −
+    freq_target) (0: same frequencies, 1: disjoint), ``switch_model ()``, ``switch_target ()``.
     """
     freq_m, switch_m = emission_statistics(obs_model, n_symbols)
     freq_t, switch_t = emission_statistics(obs_target, n_symbols)

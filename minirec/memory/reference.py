@@ -8,7 +8,7 @@ Notation (one sequence, time first)::
     M (d_v, d_k)  a linear memory: M(x) = M x       S  the momentum ("surprise"), shaped as the memory
 
 Every memory is written one token at a time by associative learning and read without being
-changed (retrieval at step t sees the write of step t):
+changed (retrieval at step t sees the write of step t)::
 
     Hebbian / linear attention   M_t = M_{t−1} + v_t k_tᵀ
     delta rule                   M_t = M_{t−1} + θ_t (v_t − M_{t−1} k_t) k_tᵀ

@@ -574,7 +574,7 @@ def linear_recurrence_log(log_a, b, h0=None):
 
     −A_s grows linearly with s, but as a logarithm: nothing under- or overflows while h itself
     is finite. The price: where b changes sign and h⁺ ≈ h⁻, the difference loses relative
-    precision (the error is ~eps·(h⁺ + h⁻), not eps·|h|). ``log_a (T, ...)``, ``b (T, ...)``
+    precision (the error is ~eps·(h⁺ + h⁻), not eps·abs(h)). ``log_a (T, ...)``, ``b (T, ...)``
     (time first, trailing axes broadcast), ``h0 (...)`` → ``h (T, ...)``.
     """
     log_a, b = np.asarray(log_a), np.asarray(b)

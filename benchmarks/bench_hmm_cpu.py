@@ -218,7 +218,8 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             judged = [dict(g, met=None if args.quick else g["met"],
-                           detail=f"{g['value']:.2f}" + ("" if "identical" in g["goal"] else "x"))
+                           detail=(("every row matches" if g["value"] else "a row differs")
+                                   if "identical" in g["goal"] else f"{g['value']:.2f}x"))
                       for g in gs]
             json.dump({"date": info.get("date"), "machine": info, "size": size, "rows": results,
                        "goals": judged, "quick": args.quick}, f, indent=2)

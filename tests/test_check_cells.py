@@ -256,3 +256,16 @@ def test_run_check_does_not_let_a_function_alter_its_cases():
     with pytest.raises(CheckFailed, match="changed its argument v in place"):
         run_check(ex, in_place)
     np.testing.assert_array_equal(ex.cases[0].args[0], [1.0, 2.0])
+
+
+def test_output_adapters_name_what_came_back():
+    from minirec.check._core import dict_output, one_output, pair_output
+    with pytest.raises(CheckFailed, match=r"the result must be one array o; got a tuple of length 2"):
+        one_output("o")((np.zeros(2), np.zeros(2)), None)
+    with pytest.raises(CheckFailed, match=r"f must return the pair \(a, b\); got one array of shape \(3,\)"):
+        pair_output("f", "a", "b")(np.zeros(3), None)
+    with pytest.raises(CheckFailed, match=r"the result must be a dict with keys x, h; got list"):
+        dict_output(["x", "h"])([1], None)
+    out = pair_output("f", "w", "i", integer=("i",))((np.ones(2), np.array([1, 0])), None)
+    assert out["i"].dtype == np.float64 and out["w"].dtype == np.float64
+    assert dict_output(["x", "h"])({"x": 1}, None) == {"x": 1}        # a missing key stays missing

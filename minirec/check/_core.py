@@ -29,6 +29,7 @@ __all__ = [
     "RTOL", "ATOL", "CheckFailed", "NotAttempted",
     "Row", "Comparison", "compare", "cmp", "bad_mask", "first_bad_index",
     "Case", "Suspect", "Exercise", "run_check", "diagnose",
+    "one_output", "pair_output", "dict_output",
 ]
 
 #: An element is wrong when |yours − expected| > ATOL + RTOL·|expected| (float64 cases).
@@ -432,6 +433,52 @@ def _fail(ex: Exercise, case_no: int, case: Case, comparison: Comparison | None,
     if exc is not None:
         raise err from exc
     raise err
+
+
+# --- turning a learner's result into named tensors (an Exercise's ``outputs``) -------------
+
+def _describe(result) -> str:
+    if isinstance(result, (tuple, list)):
+        return f"a {type(result).__name__} of length {len(result)}"
+    if isinstance(result, np.ndarray):
+        return f"one array of shape {result.shape}"
+    return f"a {type(result).__name__}"
+
+
+def one_output(name: str):
+    """``outputs`` for a function that returns one array, compared as ``name``."""
+    def outputs(result, case):
+        if isinstance(result, (tuple, list, Mapping)):
+            raise CheckFailed(f"the result must be one array {name}; got {_describe(result)}")
+        return {name: result}
+    return outputs
+
+
+def pair_output(name: str, first: str, second: str, *, integer: Sequence[str] = ()):
+    """``outputs`` for a function ``name`` that returns the pair ``(first, second)``. Integer
+    arrays named in ``integer`` (indices) are compared as float64, so that their dtype is not
+    reported as lost precision."""
+    def outputs(result, case):
+        if not (isinstance(result, (tuple, list)) and len(result) == 2):
+            raise CheckFailed(f"{name} must return the pair ({first}, {second}); "
+                              f"got {_describe(result)}")
+        out = {first: result[0], second: result[1]}
+        for key in integer:
+            if isinstance(out[key], np.ndarray) and np.issubdtype(out[key].dtype, np.integer):
+                out[key] = out[key].astype(np.float64)
+        return out
+    return outputs
+
+
+def dict_output(keys: Sequence[str]):
+    """``outputs`` for a function that returns a dict with (at least) ``keys``; a missing key
+    shows as missing in the table."""
+    def outputs(result, case):
+        if not isinstance(result, Mapping):
+            raise CheckFailed(f"the result must be a dict with keys {', '.join(keys)}; "
+                              f"got {type(result).__name__}")
+        return {k: result.get(k) for k in keys if k in result}
+    return outputs
 
 
 def run_check(ex: Exercise, fn: Callable) -> None:

@@ -17,7 +17,6 @@ learner's terms. A learner's result that equals a suspect's on every case gets i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import cache
 from itertools import permutations
 
@@ -25,7 +24,15 @@ import numpy as np
 
 from minirec.cells import reference as ref
 from minirec.cells.reference import PARAM_NAMES, sigmoid
-from minirec.check._core import Case, CheckFailed, Exercise, Suspect, run_check
+from minirec.check._core import (
+    Case,
+    Exercise,
+    Suspect,
+    dict_output,
+    one_output,
+    pair_output,
+    run_check,
+)
 
 __all__ = [
     "check_gru_step", "check_gru_step_backward", "check_rnn_bptt", "check_lstm_step",
@@ -76,24 +83,6 @@ def _weights_hint(G):
         return (f"weight_ih is (G*H, D) = ({G * s['H']}, {s['D']}) and weight_hh is (G*H, H) = "
                 f"({G * s['H']}, {s['H']}), gates stacked along axis 0: use x @ W.T and h @ W.T")
     return hint
-
-
-def _tensors(keys):
-    def outputs(result, case):
-        if not isinstance(result, Mapping):
-            raise CheckFailed(f"the result must be a dict with keys {', '.join(keys)}; "
-                              f"got {type(result).__name__}")
-        return {k: result.get(k) for k in keys if k in result}
-    return outputs
-
-
-def _single(name):
-    def outputs(result, case):
-        if isinstance(result, (tuple, list)):
-            raise CheckFailed(f"the result must be one array {name}; got a "
-                              f"{type(result).__name__} of length {len(result)}")
-        return {name: result}
-    return outputs
 
 
 _TRANSPOSED_HH = ("weight_hh looks transposed: weight_hh is ({G}H, H), each gate's block "
@@ -191,7 +180,7 @@ def _gru_suspects():
 def _gru_step_exercise():
     return Exercise(
         name="gru_step", reference=ref.gru_step, cases=_step_cases(3, seed=2014),
-        suspects=_gru_suspects(), outputs=_single("h_new"), shapes={"h_new": ("B", "H")},
+        suspects=_gru_suspects(), outputs=one_output("h_new"), shapes={"h_new": ("B", "H")},
         arg_names=("x", "h", "params"), matmul_hint=_weights_hint(3),
     )
 
@@ -275,7 +264,7 @@ def _gru_step_backward_exercise():
     return Exercise(
         name="gru_step_backward", reference=ref.gru_step_backward,
         cases=_step_cases(3, seed=1406, backward=True), suspects=_gru_backward_suspects(),
-        outputs=_tensors(GRU_BACKWARD_KEYS),
+        outputs=dict_output(GRU_BACKWARD_KEYS),
         shapes={"x": ("B", "D"), "h": ("B", "H"), "weight_ih": ("3H", "D"),
                 "weight_hh": ("3H", "H"), "bias_ih": ("3H",), "bias_hh": ("3H",)},
         arg_names=("x", "h", "params", "dh_new"), matmul_hint=_weights_hint(3),
@@ -383,7 +372,7 @@ def _bptt_reference(x, h0, params, grad_outputs):
 def _rnn_bptt_exercise():
     return Exercise(
         name="rnn_bptt", reference=_bptt_reference, cases=_sequence_cases(1, seed=1990),
-        suspects=_bptt_suspects(), outputs=_tensors(RNN_BPTT_KEYS),
+        suspects=_bptt_suspects(), outputs=dict_output(RNN_BPTT_KEYS),
         shapes={"weight_ih": ("H", "D"), "weight_hh": ("H", "H"), "bias_ih": ("H",),
                 "bias_hh": ("H",), "x": ("T", "B", "D"), "h0": ("B", "H")},
         arg_names=("x", "h0", "params", "grad_outputs"), matmul_hint=_weights_hint(1),
@@ -456,23 +445,11 @@ def _lstm_suspects():
     return tuple(out)
 
 
-def _pair(result, case):
-    if not (isinstance(result, (tuple, list)) and len(result) == 2):
-        if isinstance(result, (tuple, list)):
-            what = f"a {type(result).__name__} of length {len(result)}"
-        elif isinstance(result, np.ndarray):
-            what = f"one array of shape {result.shape}"
-        else:
-            what = f"a {type(result).__name__}"
-        raise CheckFailed(f"lstm_step must return the pair (h_new, c_new); got {what}")
-    return {"h_new": result[0], "c_new": result[1]}
-
-
 @cache
 def _lstm_step_exercise():
     return Exercise(
         name="lstm_step", reference=ref.lstm_step, cases=_step_cases(4, seed=1997, pair=True),
-        suspects=_lstm_suspects(), outputs=_pair,
+        suspects=_lstm_suspects(), outputs=pair_output("lstm_step", "h_new", "c_new"),
         shapes={"h_new": ("B", "H"), "c_new": ("B", "H")},
         arg_names=("x", "state", "params"), matmul_hint=_weights_hint(4),
     )
@@ -559,7 +536,7 @@ def _recoding_hint(case):
 def _recoding_step_exercise():
     return Exercise(
         name="recoding_step", reference=ref.recoding_step, cases=_recoding_cases(seed=2018),
-        suspects=_recoding_suspects(), outputs=_single("h_new"), shapes={"h_new": ("B", "H")},
+        suspects=_recoding_suspects(), outputs=one_output("h_new"), shapes={"h_new": ("B", "H")},
         arg_names=("h", "W_out", "b_out", "target", "alpha"), matmul_hint=_recoding_hint,
     )
 

@@ -30,7 +30,7 @@ from functools import cache
 import numpy as np
 
 from minirec.attention.reference import elu_plus_one as phi
-from minirec.check._core import Case, CheckFailed, Exercise, Suspect, run_check
+from minirec.check._core import Case, CheckFailed, Exercise, Suspect, one_output, pair_output, run_check
 from minirec.longcontext import reference as lc
 from minirec.ssm import reference as ssm
 from minirec.tasks.recall import IGNORE, recall_accuracy
@@ -45,16 +45,6 @@ SSM_SIZES = ((1, 1, 1), (2, 3, 5), (3, 4, 4), (2, 5, 2))
 PREFIX_SIZES = ((1, 1, 1, 1), (6, 3, 2, 4), (5, 2, 3, 3), (7, 4, 4, 2))
 #: (T, B, V) of the recall-accuracy cases.
 RECALL_SIZES = ((4, 1, 3), (9, 3, 5), (8, 4, 4), (10, 5, 7))
-
-
-def _pair_outputs(names):
-    def outputs(result, case):
-        if not (isinstance(result, (tuple, list)) and len(result) == 2):
-            what = (f"a {type(result).__name__} of length {len(result)}"
-                    if isinstance(result, (tuple, list)) else f"a {type(result).__name__}")
-            raise CheckFailed(f"the result must be the pair ({', '.join(names)}); got {what}")
-        return dict(zip(names, result, strict=True))
-    return outputs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,7 +110,7 @@ def _ssm_suspects():
 def _selective_scan_step_exercise():
     return Exercise(
         name="selective_scan_step", reference=ssm.selective_scan_step, cases=_ssm_cases(),
-        suspects=_ssm_suspects(), outputs=_pair_outputs(("h_new", "y_t")),
+        suspects=_ssm_suspects(), outputs=pair_output("selective_scan_step", "h_new", "y_t"),
         shapes={"h_new": ("B", "D", "N"), "y_t": ("B", "D")},
         arg_names=("h", "x_t", "delta_t", "A", "B_t", "C_t"),
         matmul_hint="h is (B, D, N), A (D, N), B_t and C_t (B, N): broadcast with [:, None, :] "
@@ -200,17 +190,11 @@ def _prefix_suspects():
     )
 
 
-def _single_output(name):
-    def outputs(result, case):
-        return {name: result}
-    return outputs
-
-
 @cache
 def _prefix_linear_attention_exercise():
     return Exercise(
         name="prefix_linear_attention", reference=_prefix_reference, cases=_prefix_cases(),
-        suspects=_prefix_suspects(), outputs=_single_output("o"), shapes={"o": ("T", "d_v")},
+        suspects=_prefix_suspects(), outputs=one_output("o"), shapes={"o": ("T", "d_v")},
         arg_names=("q", "k", "v", "k_enc", "v_enc"),
         matmul_hint="S is (d_k, d_v): S_enc = φ(k_enc)ᵀ v_enc",
     )

@@ -24,7 +24,7 @@ from functools import cache
 
 import numpy as np
 
-from minirec.check._core import Case, CheckFailed, Exercise, Suspect, run_check
+from minirec.check._core import Case, CheckFailed, Exercise, Suspect, one_output, run_check
 from minirec.memory import reference as ref
 
 __all__ = ["check_delta_rule_write", "check_linear_memory_grad", "check_titans_step",
@@ -32,15 +32,6 @@ __all__ = ["check_delta_rule_write", "check_linear_memory_grad", "check_titans_s
 
 #: (d_v, d_k) of the cases: rectangular both ways, one square, one with a single row.
 MEMORY_SIZES = ((3, 5), (4, 2), (1, 3), (3, 3))
-
-
-def _single(name):
-    def outputs(result, case):
-        if isinstance(result, (tuple, list)):
-            raise CheckFailed(f"the result must be one array {name}; got a "
-                              f"{type(result).__name__} of length {len(result)}")
-        return {name: result}
-    return outputs
 
 
 def _tuple(fn_name, names):
@@ -106,7 +97,7 @@ def _delta_cases(seed):
 def _delta_exercise():
     return Exercise(
         name="delta_rule_write", reference=_delta_reference, cases=_delta_cases(seed=1986),
-        suspects=_delta_suspects(), outputs=_single("M_new"), shapes={"M_new": ("d_v", "d_k")},
+        suspects=_delta_suspects(), outputs=one_output("M_new"), shapes={"M_new": ("d_v", "d_k")},
         arg_names=("M", "k", "v", "theta"),
         shape_hints={"M_new": "The memory maps a key (d_k,) to a value (d_v,): the outer "
                               "product is np.outer(error (d_v,), k (d_k,))"},
@@ -156,7 +147,7 @@ def _grad_cases(seed):
 def _grad_exercise():
     return Exercise(
         name="linear_memory_grad", reference=ref.linear_memory_grad, cases=_grad_cases(2024),
-        suspects=_grad_suspects(), outputs=_single("G"), shapes={"G": ("d_v", "d_k")},
+        suspects=_grad_suspects(), outputs=one_output("G"), shapes={"G": ("d_v", "d_k")},
         arg_names=("M", "k", "v"),
         shape_hints={"G": "The gradient has the memory's shape: np.outer(residual (d_v,), k (d_k,))"},
     )

@@ -25,26 +25,10 @@ from functools import cache
 import numpy as np
 
 from minirec.cells import reference as cells
-from minirec.check._core import Case, CheckFailed, Exercise, Suspect, run_check
+from minirec.check._core import Case, CheckFailed, Exercise, Suspect, pair_output, run_check
 from minirec.routing import reference as ref
 
 __all__ = ["check_top_k_route", "check_load_balance_loss", "check_gru_router_step"]
-
-
-def _pair(name, first, second, integer=()):
-    """outputs() for a function returning a pair; the ``integer`` names (expert numbers) are
-    compared as float64 so that their int dtype is not flagged as lost precision."""
-    def outputs(result, case):
-        if not (isinstance(result, (tuple, list)) and len(result) == 2):
-            what = (f"a {type(result).__name__} of length {len(result)}"
-                    if isinstance(result, (tuple, list)) else f"a {type(result).__name__}")
-            raise CheckFailed(f"{name} must return the pair ({first}, {second}); got {what}")
-        out = {first: result[0], second: result[1]}
-        for key in integer:
-            if isinstance(out[key], np.ndarray) and np.issubdtype(out[key].dtype, np.integer):
-                out[key] = out[key].astype(np.float64)
-        return out
-    return outputs
 
 
 def _scalar(name):
@@ -119,7 +103,8 @@ def _top_k_reference(logits, k):
 def _top_k_exercise():
     return Exercise(
         name="top_k_route", reference=_top_k_reference, cases=_top_k_cases(seed=2024),
-        suspects=_top_k_suspects(), outputs=_pair("top_k_route", "weights", "indices", integer=("indices",)),
+        suspects=_top_k_suspects(),
+        outputs=pair_output("top_k_route", "weights", "indices", integer=("indices",)),
         shapes={"weights": ("N", "k"), "indices": ("N", "k")}, arg_names=("logits", "k"),
         shape_hints={"weights": "Keep one row per token and k columns (the chosen experts)",
                      "indices": "Keep one row per token and k columns (the chosen experts)"},
@@ -251,7 +236,7 @@ def _router_cases(seed):
 def _router_exercise():
     return Exercise(
         name="gru_router_step", reference=ref.gru_router_step, cases=_router_cases(seed=11),
-        suspects=_router_suspects(), outputs=_pair("gru_router_step", "logits", "r"),
+        suspects=_router_suspects(), outputs=pair_output("gru_router_step", "logits", "r"),
         shapes={"logits": ("N", "E"), "r": ("N", "H_r")}, arg_names=("h", "r_prev", "router"),
         matmul_hint=lambda case: ("W1 is (H_r, d) and W2 is (E, H_r): x = h @ W1.T, "
                                   "logits = r @ W2.T"),

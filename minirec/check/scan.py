@@ -24,12 +24,19 @@ learner's terms. A learner's result that equals a suspect's on every case gets i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import cache
 
 import numpy as np
 
-from minirec.check._core import Case, CheckFailed, Exercise, Suspect, run_check
+from minirec.check._core import (
+    Case,
+    Exercise,
+    Suspect,
+    dict_output,
+    one_output,
+    pair_output,
+    run_check,
+)
 from minirec.scan import reference as ref
 
 __all__ = [
@@ -47,29 +54,6 @@ def matmul_combine(left, right):
 
 
 matmul_combine.identity = lambda x: np.broadcast_to(np.eye(x.shape[-1]), x[:1].shape).copy()
-
-
-def _pair(name, first, second):
-    def outputs(result, case):
-        if not (isinstance(result, (tuple, list)) and len(result) == 2):
-            if isinstance(result, (tuple, list)):
-                what = f"a {type(result).__name__} of length {len(result)}"
-            elif isinstance(result, np.ndarray):
-                what = f"one array of shape {result.shape}"
-            else:
-                what = f"a {type(result).__name__}"
-            raise CheckFailed(f"{name} must return the pair ({first}, {second}); got {what}")
-        return {first: result[0], second: result[1]}
-    return outputs
-
-
-def _single(name):
-    def outputs(result, case):
-        if isinstance(result, (tuple, list)):
-            raise CheckFailed(f"the result must be one array {name}; got a "
-                              f"{type(result).__name__} of length {len(result)}")
-        return {name: result}
-    return outputs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,7 +137,7 @@ def _down_sweep_exercise():
     return Exercise(
         name="blelloch_down_sweep", reference=_down_sweep_reference,
         cases=_down_sweep_cases(seed=1990), suspects=_down_sweep_suspects(),
-        outputs=_single("y"), shapes={"y": ("T", "...")},
+        outputs=one_output("y"), shapes={"y": ("T", "...")},
         arg_names=("combine", "levels", "identity"),
         shape_hints={"y": "Return one element per leaf: the scan has the length of levels[0]"},
     )
@@ -224,7 +208,7 @@ def _affine_cases(seed):
 def _affine_exercise():
     return Exercise(
         name="affine_combine", reference=ref.affine, cases=_affine_cases(seed=2405),
-        suspects=_affine_suspects(), outputs=_pair("affine_combine", "a", "b"),
+        suspects=_affine_suspects(), outputs=pair_output("affine_combine", "a", "b"),
         shapes={"a": ("T", "D"), "b": ("T", "D")}, arg_names=("left", "right"),
     )
 
@@ -298,21 +282,12 @@ def _backward_reference(a, h, h0, grad_h):
     return ref.linear_recurrence_backward(a, h, h0, grad_h)
 
 
-def _tensors(keys):
-    def outputs(result, case):
-        if not isinstance(result, Mapping):
-            raise CheckFailed(f"the result must be a dict with keys {', '.join(keys)}; "
-                              f"got {type(result).__name__}")
-        return {k: result.get(k) for k in keys if k in result}
-    return outputs
-
-
 @cache
 def _backward_exercise():
     return Exercise(
         name="linear_recurrence_backward", reference=_backward_reference,
         cases=_backward_cases(seed=1805), suspects=_backward_suspects(),
-        outputs=_tensors(BACKWARD_KEYS),
+        outputs=dict_output(BACKWARD_KEYS),
         shapes={"a": ("T", "D"), "b": ("T", "D"), "h0": ("D",)},
         arg_names=("a", "h", "h0", "grad_h"),
         shape_hints={"h0": "h0 is one state (D,): its gradient is a_0 g_0, not a sequence"},
@@ -430,7 +405,7 @@ def _fixup_reference(local_a, local_b, C):
 def _fixup_exercise():
     return Exercise(
         name="chunk_fixup", reference=_fixup_reference, cases=_fixup_cases(seed=1986),
-        suspects=_fixup_suspects(), outputs=_pair("chunk_fixup", "a", "b"),
+        suspects=_fixup_suspects(), outputs=pair_output("chunk_fixup", "a", "b"),
         shapes={"a": ("T", "D"), "b": ("T", "D")}, arg_names=("local_a", "local_b", "C"),
     )
 

@@ -26,19 +26,10 @@ from functools import cache
 
 import numpy as np
 
-from minirec.check._core import Case, CheckFailed, Exercise, Suspect, run_check
+from minirec.check._core import Case, Exercise, Suspect, one_output, run_check
 from minirec.workspace import reference as ref
 
 __all__ = ["check_increment_module", "check_workspace_write", "check_hand_set_program"]
-
-
-def _single(name):
-    def outputs(result, case):
-        if isinstance(result, (tuple, list)):
-            raise CheckFailed(f"the result must be one array {name}; got a "
-                              f"{type(result).__name__} of length {len(result)}")
-        return {name: result}
-    return outputs
 
 
 def _workspaces(rng, B, N):
@@ -89,7 +80,7 @@ def _increment_exercise():
     return Exercise(
         name="increment_module", reference=ref.increment_module,
         cases=_increment_cases(seed=3401), suspects=_increment_suspects(),
-        outputs=_single("w_new"), shapes={"w_new": ("B", "N")}, arg_names=("w",),
+        outputs=one_output("w_new"), shapes={"w_new": ("B", "N")}, arg_names=("w",),
         shape_hints={"w_new": "The increment maps the workspace (B, N) to one of the same shape"},
     )
 
@@ -154,7 +145,7 @@ def _write_cases(seed):
 def _write_exercise():
     return Exercise(
         name="workspace_write", reference=ref.workspace_write, cases=_write_cases(seed=3402),
-        suspects=_write_suspects(), outputs=_single("w_new"), shapes={"w_new": ("B", "N")},
+        suspects=_write_suspects(), outputs=one_output("w_new"), shapes={"w_new": ("B", "N")},
         arg_names=("w", "gates", "a_onehot"),
         matmul_hint="gates[:, m] has shape (B,): keep it a column, gates[:, m:m + 1] (B, 1), so "
                     "that it scales its own example's row of the proposal (B, N)",
@@ -234,7 +225,7 @@ def _program_cases(seed):
 def _program_exercise():
     return Exercise(
         name="hand_set_program", reference=ref.hand_set_program, cases=_program_cases(seed=3403),
-        suspects=_program_suspects(), outputs=_single("program"),
+        suspects=_program_suspects(), outputs=one_output("program"),
         shapes={"program": ("K", "B", "M")}, arg_names=("b", "n_steps"),
         shape_hints={"program": "Time first: program[k] holds the gates of every example at "
                                 "step k, one-hot over the M = 3 modules"},

@@ -54,6 +54,7 @@ from minirec.check import (
     check_chunk_fixup,
     check_linear_recurrence_backward,
 )
+from minirec.hmm import reference as hmm_ref
 from minirec.lesson_tools import best_time, show
 from minirec.scan import numba_cpu, numba_cuda, torch_ops
 from minirec.scan import reference as ref
@@ -705,52 +706,42 @@ print("logaddexp scan (Blelloch) == np.logaddexp.accumulate, all finite: True")
 # $\pi_B[j] = \pi[j] B[j, x_0]$. The forward pass multiplies from the left, one step at a time;
 # but the matrix product is associative, so the products can be scanned — in log space, where
 # the combine is `ref.log_matmul`, $(L_1 \oplus L_2)[i, j] = \log \sum_k e^{L_1[i,k] + L_2[k,j]}$.
-# Below: the direct forward loop, the scan, and for a short sequence the brute-force sum over all
-# $K^T$ state paths.
+# `minirec.hmm` (lesson 10) builds the elements, with $\pi_B$ folded into a first element $M_0$
+# whose every row is $\log \pi_B$, so that any row of the prefix product $M_0 \cdots M_t$ is
+# $\log \alpha_t$:
 
 # %%
-def random_hmm(K, V, rng):
-    A = rng.dirichlet(np.ones(K), size=K)                 # A[i, j] = p(next = j | i)
-    B = rng.dirichlet(np.ones(V), size=K)                 # B[j, v] = p(x = v | state j)
-    return A, B, rng.dirichlet(np.ones(K))
+show(hmm_ref.transition_elements)
+show(hmm_ref.forward_scan)
 
+# %% [markdown]
+# Below: the direct forward loop (`hmm_ref.forward_log`), the scan with each method, and for a
+# short sequence the brute-force sum over all $K^T$ state paths (`hmm_ref.brute_force`).
 
-def forward_loop(A, B, pi, x):
-    """log p(x) by the forward recursion α_t = logsumexp_i(α_{t−1}[i] + log A[i, :]) + log B[:, x_t]."""
-    alpha = np.log(pi) + np.log(B[:, x[0]])
-    for x_t in x[1:]:
-        alpha = np.logaddexp.reduce(alpha[:, None] + np.log(A), axis=0) + np.log(B[:, x_t])
-    return np.logaddexp.reduce(alpha)
-
-
-def forward_scan(A, B, pi, x, method="blelloch"):
-    """log p(x) as a log_matmul scan of M_t = log A + log B[:, x_t] (t ≥ 1)."""
-    M = np.log(A)[None] + np.log(B[:, x[1:]]).T[:, None, :]        # (T − 1, K, K)
-    first = np.log(pi) + np.log(B[:, x[0]])
-    if len(x) == 1:
-        return np.logaddexp.reduce(first)
-    total = ref.associative_scan(ref.log_matmul, M, method=method)[-1]   # log M_1 ⋯ M_{T−1}
-    return np.logaddexp.reduce(first[:, None] + total, axis=None)
-
-
+# %%
 K, V = 3, 4
-A_hmm, B_hmm, pi_hmm = random_hmm(K, V, rng)
-x_obs = rng.integers(0, V, size=257)
-ll_loop = forward_loop(A_hmm, B_hmm, pi_hmm, x_obs)
-ll_scan = {m: forward_scan(A_hmm, B_hmm, pi_hmm, x_obs, m)
+pi_hmm, A_hmm, B_hmm = hmm_ref.random_model(K, V, rng=rng)
+x_obs = rng.integers(0, V, size=(1, 257))                  # one sequence: (N, T) = (1, 257)
+
+
+def log_p(log_alpha):
+    """log p(x) = logsumexp_j log α_{T−1}[j] of the one sequence."""
+    return np.logaddexp.reduce(log_alpha[0, -1])
+
+
+ll_loop = log_p(hmm_ref.forward_log(pi_hmm, A_hmm, B_hmm, x_obs))
+ll_scan = {m: log_p(hmm_ref.forward_scan(pi_hmm, A_hmm, B_hmm, x_obs, method=m))
            for m in ["sequential", "hillis_steele", "blelloch"]}
-print(f"T = {len(x_obs)}: log p(x) by the forward loop = {ll_loop:.6f}")
+print(f"T = {x_obs.shape[1]}: log p(x) by the forward loop = {ll_loop:.6f}")
 for m, v in ll_scan.items():
     print(f"  log_matmul scan, {m:14s}: equal to 1e-10: {abs(v - ll_loop) < 1e-10}")
 
-x_short = x_obs[:6]
-paths = np.array(np.meshgrid(*[range(K)] * len(x_short), indexing="ij")).reshape(len(x_short), -1)
-log_paths = (np.log(pi_hmm)[paths[0]] + np.log(A_hmm[paths[:-1], paths[1:]]).sum(axis=0)
-             + np.log(B_hmm[paths, x_short[:, None]]).sum(axis=0))
-ll_brute = np.logaddexp.reduce(log_paths)
+x_short = x_obs[:, :6]
+brute = hmm_ref.brute_force(pi_hmm, A_hmm, B_hmm, x_short[0])
 assert all(abs(v - ll_loop) < 1e-10 for v in ll_scan.values())
-assert abs(forward_scan(A_hmm, B_hmm, pi_hmm, x_short) - ll_brute) < 1e-12
-assert abs(forward_loop(A_hmm, B_hmm, pi_hmm, x_short) - ll_brute) < 1e-12
+assert abs(log_p(hmm_ref.forward_scan(pi_hmm, A_hmm, B_hmm, x_short, method="blelloch"))
+           - brute["log_likelihood"]) < 1e-12
+assert abs(log_p(hmm_ref.forward_log(pi_hmm, A_hmm, B_hmm, x_short)) - brute["log_likelihood"]) < 1e-12
 print(f"T = 6: scan == loop == brute force over all {K ** 6} paths: True")
 
 # %% [markdown]
@@ -762,20 +753,13 @@ print(f"T = 6: scan == loop == brute force over all {K ** 6} paths: True")
 # most likely state path.
 
 # %%
-def viterbi_loop(A, B, pi, x):
-    delta = np.log(pi) + np.log(B[:, x[0]])
-    for x_t in x[1:]:
-        delta = (delta[:, None] + np.log(A)).max(axis=0) + np.log(B[:, x_t])
-    return delta.max()
-
-
-M = np.log(A_hmm)[None] + np.log(B_hmm[:, x_obs[1:]]).T[:, None, :]
-best_scan = ((np.log(pi_hmm) + np.log(B_hmm[:, x_obs[0]]))[:, None]
-             + ref.associative_scan(ref.max_plus, M, method="blelloch")[-1]).max()
-assert abs(best_scan - viterbi_loop(A_hmm, B_hmm, pi_hmm, x_obs)) < 1e-10
-assert abs(viterbi_loop(A_hmm, B_hmm, pi_hmm, x_short) - log_paths.max()) < 1e-12
-print(f"best path, T = {len(x_obs)}: max-plus scan == Viterbi loop: True "
-      f"(log p = {best_scan:.4f}, below log p(x) = {ll_loop:.4f})")
+path_scan, best_scan = hmm_ref.viterbi_scan(pi_hmm, A_hmm, B_hmm, x_obs, method="blelloch")
+path_loop, best_loop = hmm_ref.viterbi(pi_hmm, A_hmm, B_hmm, x_obs)
+assert abs(best_scan[0] - best_loop[0]) < 1e-10 and np.array_equal(path_scan, path_loop)
+_, best_short = hmm_ref.viterbi_scan(pi_hmm, A_hmm, B_hmm, x_short, method="blelloch")
+assert abs(best_short[0] - brute["log_prob"]) < 1e-12
+print(f"best path, T = {x_obs.shape[1]}: max-plus scan == Viterbi loop (value and path): True "
+      f"(log p = {best_scan[0]:.4f}, below log p(x) = {ll_loop:.4f})")
 
 # %% [markdown]
 # ## The paper, at toy scale

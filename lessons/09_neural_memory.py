@@ -639,6 +639,7 @@ for e in [1, 2, 3]:
 assert retained[1][0][1] > 0.9 and retained[1][0][0] < 0.5     # one exposure: recognised only
 assert retained[3][0][0] > 0.9                                   # three: recalled
 assert retained[3][-1][0] < 0.5 < retained[3][-1][1]             # later writes: recall goes first
+assert retained[3][LATER.index(20)][0] > 0.9                    # ... but only after tens of writes
 
 # %% [markdown]
 # The same ordering as the paper's, in the rows above: one exposure is enough to *recognise* the

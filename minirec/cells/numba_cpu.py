@@ -200,6 +200,13 @@ def _states(x, state0):
     return hs, hsT
 
 
+def _fresh_T(a):
+    """A new C-contiguous ``(H, B)`` array holding ``aᵀ`` for ``a (B, H)``, which the backward
+    loops overwrite. Never ``np.ascontiguousarray(a.T)``: when B or H is 1, ``a.T`` is already
+    contiguous and that returns a view, so the loop would write into the caller's ``grad_final``."""
+    return a.T.copy(order="C")
+
+
 def _cut(t, truncate):
     """True where truncated BPTT detached the state entering step t (t = k, 2k, …)."""
     return bool(truncate) and t > 0 and t % truncate == 0
@@ -280,7 +287,7 @@ def _rnn_backward(hsT, w_hh, grad_out, dh_T, truncate, hidden, keep_hidden):
     T, B, H = grad_out.shape
     w_hhT = np.ascontiguousarray(w_hh.T)                          # dh = W_hhᵀ da
     dga = np.empty((H, T, B), dh_T.dtype)
-    dh = np.ascontiguousarray(dh_T.T)
+    dh = _fresh_T(dh_T)
     direct = np.zeros_like(dh)                                    # the RNN has no direct path
     for t in range(T - 1, -1, -1):
         _rnn_step_backward(dh, direct, grad_out[t], hidden[t * keep_hidden], keep_hidden,
@@ -371,7 +378,7 @@ def _gru_backward(hsT, keep, w_hh, grad_out, dh_T, truncate, hidden, keep_hidden
     w_hhT = np.ascontiguousarray(w_hh.T)                          # (H, 3H)
     dgi = np.empty((3 * H, T, B), dh_T.dtype)
     dgh = np.empty((3 * H, T, B), dh_T.dtype)
-    dh = np.ascontiguousarray(dh_T.T)
+    dh = _fresh_T(dh_T)
     direct = np.zeros_like(dh)
     for t in range(T - 1, -1, -1):
         _gru_step_backward(dh, direct, grad_out[t], hidden[t * keep_hidden], keep_hidden,
@@ -462,8 +469,8 @@ def _lstm_backward(csT, keep, w_hh, grad_out, dh_T, dc_T, truncate, hidden, keep
     T, B, H = grad_out.shape
     w_hhT = np.ascontiguousarray(w_hh.T)                          # (H, 4H)
     dga = np.empty((4 * H, T, B), dh_T.dtype)
-    dh = np.ascontiguousarray(dh_T.T)
-    dc = np.ascontiguousarray(dc_T.T)
+    dh = _fresh_T(dh_T)
+    dc = _fresh_T(dc_T)
     direct = np.zeros_like(dh)                                    # h has no direct path
     for t in range(T - 1, -1, -1):
         _lstm_step_backward(dh, dc, direct, grad_out[t], hidden[t * keep_hidden], keep_hidden,

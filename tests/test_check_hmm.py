@@ -5,6 +5,7 @@ and the right tensors marked, and every suspect is reachable."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from minirec.check import hmm as checks
 from minirec.check.hmm import (
@@ -49,15 +50,34 @@ class TestHmmChecks(CheckContract):
     MIN_MUTANTS = 4
 
 
+def _deepest(case):
+    first = case.args[0]
+    return first[np.isfinite(first)].max()
+
+
 def test_underflow_cases_have_finite_answers():
     """The −800 cases exist to catch a missing max shift: the right answer must be finite
     there, and the naive one not."""
-    for ex, kind in ((checks._forward_step_exercise(), "naive"),
-                     (checks._log_matmul_exercise(), "naive")):
-        finite = [np.isfinite(ex.reference(*c.args)).all() for c in ex.cases]
-        assert all(finite)
+    for ex in (checks._forward_step_exercise(), checks._log_matmul_exercise()):
+        deep = [c for c in ex.cases if _deepest(c) < -700]
+        assert deep and all(np.isfinite(ex.reference(*c.args)).all() for c in deep)
         naive = [s for s in ex.suspects if s.message.startswith("exp underflows")][0]
-        assert any(not np.isfinite(naive.fn(*c.args)).all() for c in ex.cases), kind
+        assert any(not np.isfinite(naive.fn(*c.args)).all() for c in deep)
+
+
+def test_guard_cases_sum_only_minus_inf_somewhere():
+    """A case where every term of some sum is −inf: the answer is −inf there (never NaN), and
+    the max shift without its −inf guard raises (the check runs with invalid values raised)."""
+    for ex in (checks._forward_step_exercise(), checks._log_matmul_exercise()):
+        results = [ex.reference(*c.args) for c in ex.cases]
+        assert not any(np.isnan(r).any() for r in results)
+        guarded = [c for c, r in zip(ex.cases, results, strict=True) if np.isneginf(r).any()]
+        unguarded = ex.suspects[-1]
+        assert unguarded.message == checks.NEG_INF_GUARD
+        for case in guarded:
+            with pytest.raises(FloatingPointError):
+                unguarded.fn(*case.args)
+        assert guarded
 
 
 def test_forward_step_chains_to_the_forward_pass():

@@ -46,6 +46,7 @@ Tools for your own comparisons: ``compare(expected, actual)`` returns a table of
 
 from minirec.check._core import (
     ATOL,
+    GENERIC,
     RTOL,
     Case,
     CheckFailed,
@@ -117,5 +118,6 @@ __all__ = [
     "check_compare_emissions",
     "check_selective_scan_step", "check_prefix_linear_attention", "check_recall_accuracy",
     "compare", "cmp", "Comparison", "Row", "bad_mask", "first_bad_index", "RTOL", "ATOL",
+    "GENERIC",
     "Case", "Suspect", "Exercise", "run_check", "diagnose",
 ]

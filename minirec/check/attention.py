@@ -16,10 +16,13 @@ The sizes separate mistakes: ``B = 1, d_v = 1`` (where a factor broadcast along 
 invisible), ``B ≠ d_v`` (it fails on shapes), ``B = d_v`` (it runs and is caught by value), and
 one case of scores near 700 — logits ×50, as a large query-key product gives — where e^s
 overflows float64 (e^709.8 is the largest finite value): only a combine that subtracts the max
-before exponentiating survives it. The Aaren checks run the learner's function with NumPy's
-overflow and invalid-value errors raised (``np.errstate(over="raise", invalid="raise")``), so an
+before exponentiating survives it. The combine cases have an empty prefix (−inf, 0, 0) on one
+side of a row, and in the large case on both sides of one row, where m = −inf and only the
+guarded shift avoids e^{−inf − (−inf)} = NaN. The Aaren checks run the learner's function with
+NumPy's overflow and invalid-value errors raised (:mod:`minirec.check._guards`), so an
 overflowing ``np.exp`` or an ``inf − inf`` shows as a ``FloatingPointError`` at the line that
-made it, instead of an ``inf`` or ``nan`` three steps later.
+made it, instead of an ``inf`` or ``nan`` three steps later, and the check names the missing
+guard.
 
 The combine is commutative (it adds two sums), so swapping its operands is not a mistake and no
 suspect looks for it. The linear-attention cases start from a non-zero state (the summary of an
@@ -32,13 +35,18 @@ learner's terms. A learner's result that equals a suspect's on every case gets i
 
 from __future__ import annotations
 
-import functools
 from functools import cache
 
 import numpy as np
 
 from minirec.attention import reference as ref
 from minirec.check._core import Case, CheckFailed, Exercise, Suspect, run_check
+from minirec.check._guards import (
+    comparable_infinities,
+    raising,
+    run_guarded_check,
+    with_unguarded_twins,
+)
 from minirec.scan.reference import softmax_attention as _combine
 
 __all__ = [
@@ -58,26 +66,14 @@ OVERFLOW = ("no max shift: exp overflows for large scores — e^s is inf in floa
             "the running max m first, e^{s − m}")
 
 
-def _raising(fn):
-    """``fn`` run with NumPy's overflow and invalid-value warnings turned into errors."""
-    @functools.wraps(fn)
-    def wrapped(*args):
-        with np.errstate(over="raise", invalid="raise"):
-            return fn(*args)
-    return wrapped
+#: The diagnosis for the combine of two empty prefixes that made a NaN.
+EMPTY_BOTH = ("no −inf guard: when both sides are the empty prefix (m = −inf, u = 0, w = 0), "
+              "m = max(mA, mB) is −inf and e^{mA − m} = e^{−inf − (−inf)} is NaN; the result "
+              "is the empty prefix again. Shift by 0 where m is −inf, "
+              "np.where(np.isfinite(m), m, 0), so that e^{−inf} = 0")
 
-
-def _check(ex: Exercise, fn) -> None:
-    """run_check, with the overflow diagnosis added when an exponential overflowed."""
-    try:
-        run_check(ex, fn)
-    except CheckFailed as failed:
-        cause = failed.__cause__
-        if (failed.diagnosis is None and isinstance(cause, FloatingPointError)
-                and "overflow" in str(cause)):
-            raise CheckFailed(f"{failed}\nDiagnosis: {OVERFLOW}", comparison=failed.comparison,
-                              diagnosis=OVERFLOW, case=failed.case) from cause
-        raise
+#: The floating-point errors of the combine's guards, and their diagnoses.
+_COMBINE_GUARDS = (("overflow", OVERFLOW), ("invalid value", EMPTY_BOTH))
 
 
 def _triple_outputs(names):
@@ -86,7 +82,7 @@ def _triple_outputs(names):
             what = (f"a {type(result).__name__} of length {len(result)}"
                     if isinstance(result, (tuple, list)) else f"a {type(result).__name__}")
             raise CheckFailed(f"the result must be the triple ({', '.join(names)}); got {what}")
-        return dict(zip(names, result, strict=True))
+        return {name: comparable_infinities(x) for name, x in zip(names, result, strict=True)}
     return outputs
 
 
@@ -96,7 +92,7 @@ def _stream_outputs(result, case):
         raise CheckFailed("the result must be the pair (state, o_t) with state = (m, u, w): "
                           "return (m_new, u_new, w_new), o_t")
     (m, u, w), o = result
-    return {"m": m, "u": u, "w": w, "o": o}
+    return {"m": comparable_infinities(m), "u": u, "w": w, "o": o}
 
 
 def _la_outputs(result, case):
@@ -123,6 +119,12 @@ def _element(rng, B, d_v, *, large=False):
     return m, rng.uniform(0.5, 3.0, size=B), rng.normal(size=(B, d_v))
 
 
+def _empty(element, row):
+    """``element`` with its row ``row`` made the empty prefix (−inf, 0, 0)."""
+    m, u, w = element
+    m[row], u[row], w[row] = -np.inf, 0.0, 0.0
+
+
 def _combine_cases():
     rng = np.random.default_rng(2405)
     cases = []
@@ -130,23 +132,27 @@ def _combine_cases():
         large = (B, d_v) == COMBINE_SIZES[-1]
         left, right = _element(rng, B, d_v, large=large), _element(rng, B, d_v, large=large)
         if B == 3:                                    # row 0 of the left is the empty prefix
-            left[0][0], left[1][0], left[2][0] = -np.inf, 0.0, 0.0
+            _empty(left, 0)
+        if large:                                     # row 3 is empty on both sides
+            _empty(left, 3)
+            _empty(right, 3)
         cases.append(Case((left, right), {"B": B, "d_v": d_v}))
     return tuple(cases)
 
 
 def _combine_variant(left, right, *, shift="max", sides="right", rescale="uw", m_as="max",
-                     broadcast=True):
+                     broadcast=True, guard=True):
     """The combine with one mistake switched on: ``shift="none"`` (no max shift, the sums
     e^{mA} uA + e^{mB} uB themselves), ``"min"`` (the smaller max); ``sides="swapped"`` (each
     side rescaled by the other side's max); ``rescale`` which of u, w get rescaled; ``m_as="sum"``
-    (m = mA + mB); ``broadcast=False`` (the factor multiplies w along its last axis)."""
+    (m = mA + mB); ``broadcast=False`` (the factor multiplies w along its last axis);
+    ``guard=False`` (the shift m even where it is −inf)."""
     mA, uA, wA = left
     mB, uB, wB = right
     m = np.maximum(mA, mB) if m_as == "max" else mA + mB
     if shift == "min":
         m = np.minimum(mA, mB)
-    ref_m = 0.0 if shift == "none" else m
+    ref_m = 0.0 if shift == "none" else np.where(np.isfinite(m), m, 0.0) if guard else m
     fA, fB = np.exp(mA - ref_m), np.exp(mB - ref_m)
     if sides == "swapped":
         fA, fB = fB, fA
@@ -156,11 +162,18 @@ def _combine_variant(left, right, *, shift="max", sides="right", rescale="uw", m
     return m, u, w
 
 
-def _combine_suspect(message, **mistake):
-    return Suspect(message, _raising(lambda left, right: _combine_variant(left, right, **mistake)))
+def _combine_suspects(cases):
+    return (*with_unguarded_twins(_combine_mistakes, "no −inf guard for two empty prefixes "
+                                  "(shift by np.where(np.isfinite(m), m, 0))", cases),
+            Suspect(EMPTY_BOTH, raising(lambda left, right: _combine_variant(left, right,
+                                                                             guard=False),
+                                        quiet=True)))
 
 
-def _combine_suspects():
+def _combine_mistakes(guard):
+    def _combine_suspect(message, **mistake):
+        return Suspect(message, lambda left, right: _combine_variant(left, right, guard=guard,
+                                                                     **mistake))
     return (
         _combine_suspect(OVERFLOW, shift="none"),
         _combine_suspect("rescaled by the wrong side's max: each side's sums are relative to its "
@@ -189,9 +202,10 @@ def _combine_suspects():
 
 @cache
 def _attention_combine_exercise():
+    cases = _combine_cases()
     return Exercise(
-        name="attention_combine", reference=_combine, cases=_combine_cases(),
-        suspects=_combine_suspects(), outputs=_triple_outputs(("m", "u", "w")),
+        name="attention_combine", reference=_combine, cases=cases,
+        suspects=_combine_suspects(cases), outputs=_triple_outputs(("m", "u", "w")),
         shapes={"m": ("B",), "u": ("B",), "w": ("B", "d_v")}, arg_names=("left", "right"),
         matmul_hint=_SHAPE_HINT,
     )
@@ -201,7 +215,7 @@ def check_attention_combine(attention_combine) -> None:
     """Check ``attention_combine((mA, uA, wA), (mB, uB, wB)) -> (m, u, w)``: the combine of
     two prefixes' softmax summaries, m = max(mA, mB), u = uA e^{mA−m} + uB e^{mB−m},
     w = wA e^{mA−m} + wB e^{mB−m} (m, u ``(B,)``, w ``(B, d_v)``)."""
-    _check(_attention_combine_exercise(), _raising(attention_combine))
+    run_guarded_check(_attention_combine_exercise(), attention_combine, _COMBINE_GUARDS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,11 +242,12 @@ def _stream_cases():
 
 
 def _stream_variant(state, s_t, v_t, *, rescale=True, normalise=True, weight="shifted",
-                    update_m=True, read="after", broadcast=True):
+                    update_m=True, read="after", broadcast=True, returned="new"):
     """The streaming step with one mistake switched on: ``rescale=False`` (old sums kept as
     they are when the max grows), ``normalise=False`` (o = w), ``weight`` of the new token
     ("one": 1, "raw": e^{s_t}, "old_max": e^{s_t − m_{t−1}}), ``update_m=False`` (the max is
-    never updated), ``read="before"`` (o from the old state), ``broadcast=False``."""
+    never updated), ``read="before"`` (o from the old state), ``broadcast=False``,
+    ``returned="old"`` (the state passed in is returned, o_t right)."""
     m, u, w = state
     m_new = np.maximum(m, s_t) if update_m else m
     keep = np.exp(m - m_new) if rescale else np.ones_like(m)
@@ -247,12 +262,12 @@ def _stream_variant(state, s_t, v_t, *, rescale=True, normalise=True, weight="sh
         o = w / u[..., None]
     else:
         o = w_new / u_new[..., None] if normalise else w_new
-    return (m_new, u_new, w_new), o
+    return ((m_new, u_new, w_new) if returned == "new" else (m, u, w)), o
 
 
 def _stream_suspect(message, **mistake):
-    return Suspect(message, _raising(lambda state, s_t, v_t:
-                                     _stream_variant(state, s_t, v_t, **mistake)))
+    return Suspect(message, raising(lambda state, s_t, v_t:
+                                    _stream_variant(state, s_t, v_t, **mistake), quiet=True))
 
 
 def _stream_suspects():
@@ -278,6 +293,9 @@ def _stream_suspects():
                         read="before"),
         _stream_suspect("the factors for w are broadcast along the wrong axis: " + _BROADCAST_HINT,
                         broadcast=False),
+        _stream_suspect("the state is not carried: you returned the state you were given; "
+                        "return the updated (m_t, u_t, w_t), which the next token starts from "
+                        "(o_t is right)", returned="old"),
     )
 
 
@@ -288,13 +306,14 @@ def _aaren_stream_step_exercise():
         suspects=_stream_suspects(), outputs=_stream_outputs,
         shapes={"m": ("B",), "u": ("B",), "w": ("B", "d_v"), "o": ("B", "d_v")},
         arg_names=("state", "s_t", "v_t"), matmul_hint=_SHAPE_HINT,
+        calls={"attention_combine": _combine},
     )
 
 
 def check_aaren_stream_step(aaren_stream_step) -> None:
     """Check ``aaren_stream_step((m, u, w), s_t, v_t) -> ((m, u, w), o_t)``: one token into
     Aaren's state, m, u, s_t ``(B,)``, w, v_t, o_t ``(B, d_v)``."""
-    _check(_aaren_stream_step_exercise(), _raising(aaren_stream_step))
+    run_guarded_check(_aaren_stream_step_exercise(), aaren_stream_step, (("overflow", OVERFLOW),))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,13 +341,16 @@ def _la_cases():
 
 
 def _la_variant(q, k, v, state, *, normalise=True, read="after", phi_q=True, phi_k=True,
-                outer="kv"):
+                outer="kv", carry="accumulate"):
     """The recurrent loop with one mistake switched on: ``normalise=False``; ``read="before"``
     (o_t from S_{t−1}, z_{t−1}); ``phi_q``/``phi_k`` False (raw queries/keys); ``outer="vk"``
-    (S_t = S_{t−1} + v_t φ(k_t)ᵀ, read as φ(q_t) @ S: runs only when d_k = d_v)."""
+    (S_t = S_{t−1} + v_t φ(k_t)ᵀ, read as φ(q_t) @ S: runs only when d_k = d_v); ``carry``
+    "overwrite" (S_t = φ(k_t) v_tᵀ, z_t = φ(k_t)) or "from_start" (S_t = S_0 + φ(k_t) v_tᵀ:
+    every step adds to the state passed in, not to the previous step's)."""
     fq = phi(q) if phi_q else q
     fk = phi(k) if phi_k else k
     S, z = state
+    S0, z0 = state
 
     def read_out(t):
         num = fq[t] @ S                                   # S_tᵀ φ(q_t)
@@ -338,6 +360,10 @@ def _la_variant(q, k, v, state, *, normalise=True, read="after", phi_q=True, phi
     for t in range(q.shape[0]):
         if read == "before":
             o[t] = read_out(t)
+        if carry == "overwrite":
+            S, z = 0.0 * S, 0.0 * z
+        elif carry == "from_start":
+            S, z = S0, z0
         S = S + (np.outer(fk[t], v[t]) if outer == "kv" else np.outer(v[t], fk[t]))
         z = z + fk[t]
         if read == "after":
@@ -369,6 +395,13 @@ def _la_suspects():
         _la_suspect("outer product transposed (v kᵀ instead of k vᵀ): S is (d_k, d_v), "
                     "S_t = S_{t−1} + φ(k_t) v_tᵀ, and it is read as o_t = S_tᵀ φ(q_t)",
                     outer="vk"),
+        _la_suspect("the state does not accumulate: S and z were overwritten by token t's "
+                    "φ(k_t) v_tᵀ and φ(k_t); they are running sums, S_t = S_{t−1} + φ(k_t) v_tᵀ "
+                    "and z_t = z_{t−1} + φ(k_t), starting from the state passed in",
+                    carry="overwrite"),
+        _la_suspect("the state is not carried between steps: every step added φ(k_t) v_tᵀ to the "
+                    "state passed in (S_0, z_0); add it to the previous step's, "
+                    "S_t = S_{t−1} + φ(k_t) v_tᵀ", carry="from_start"),
     )
 
 

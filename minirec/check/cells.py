@@ -9,7 +9,9 @@ The sizes of the cases are chosen to separate mistakes: ``(B, D, H) = (1, 1, 1)`
 transposed weight block is invisible), ``(3, 5, 7)`` (everything distinct: a transposed input
 weight fails on shapes), ``(2, 4, 4)`` (D == H: a transposed weight runs and must be caught by
 value) and ``(4, 3, 2)`` (H < D). Sequences use T = 1 (where most BPTT mistakes vanish) and
-T = 3, 5 (where they show).
+T = 3, 5 (where they show). The recoding check has one more case, with logits near 800: a
+softmax without its max shift overflows there, and the check (run with NumPy's overflow raised,
+:mod:`minirec.check._guards`) names it.
 
 The *suspects* below are written from the equations, one mistake each, and named in the
 learner's terms. A learner's result that equals a suspect's on every case gets its message.
@@ -32,6 +34,13 @@ from minirec.check._core import (
     one_output,
     pair_output,
     run_check,
+)
+from minirec.check._guards import (
+    SOFTMAX_GUARD,
+    raising,
+    run_guarded_check,
+    softmax_overflow,
+    with_unguarded_twins,
 )
 
 __all__ = [
@@ -100,14 +109,15 @@ _TRANSPOSED_BOTH = ("weight_ih and weight_hh both look transposed: each gate's b
 # ---------------------------------------------------------------------------------------------
 
 def _gru_variant(x, h, params, *, order="rzn", t_ih=False, t_hh=False, b_ih=True, b_hh=True,
-                 reset="after", interp="torch", acts="normal"):
+                 reset="after", interp="torch", acts="normal", reset_gate="r", update_gate="z"):
     """A GRU step written gate by gate, with one (or more) mistakes switched on.
 
     ``order`` is how the stacked blocks are read (the truth is r, z, n); ``t_ih``/``t_hh``
     multiply by a block instead of its transpose; ``reset`` is where r acts ("after": r ⊙
     (W_hn h + b_hn); "before": W_hn (r ⊙ h) + b_hn; "bias_outside": r ⊙ (W_hn h) + b_hn;
     "none"); ``interp="reversed"`` gives z ⊙ n + (1 − z) ⊙ h; ``acts="swapped"`` uses tanh
-    for the gates and σ for the candidate.
+    for the gates and σ for the candidate; ``reset_gate="z"`` / ``update_gate="r"`` use the
+    other gate in that place (both gates computed right).
     """
     Wi, Wh = _by_gate(order, params["weight_ih"]), _by_gate(order, params["weight_hh"])
     bi, bh = _by_gate(order, params["bias_ih"], b_ih), _by_gate(order, params["bias_hh"], b_hh)
@@ -119,8 +129,8 @@ def _gru_variant(x, h, params, *, order="rzn", t_ih=False, t_hh=False, b_ih=True
         return v @ Wh[g] if t_hh else v @ Wh[g].T
 
     gate, cand = (sigmoid, np.tanh) if acts == "normal" else (np.tanh, sigmoid)
-    r = gate(xi("r") + hh("r", h) + bh["r"])
-    z = gate(xi("z") + hh("z", h) + bh["z"])
+    gates = {"r": gate(xi("r") + hh("r", h) + bh["r"]), "z": gate(xi("z") + hh("z", h) + bh["z"])}
+    r, z = gates[reset_gate], gates[update_gate]
     if reset == "after":
         n = cand(xi("n") + r * (hh("n", h) + bh["n"]))
     elif reset == "before":
@@ -173,6 +183,13 @@ def _gru_suspects():
                 f"candidate)", order=order))
     out.append(_gru_suspect("tanh and sigmoid swapped: the gates r and z use σ (values in "
                             "(0, 1)) and the candidate n uses tanh", acts="swapped"))
+    out.append(_gru_suspect("the wrong gate: r where z belongs — the update gate z interpolates, "
+                            "h' = (1 − z) ⊙ n + z ⊙ h; you used the reset gate r there",
+                            update_gate="r"))
+    out.append(_gru_suspect("the wrong gate: z where r belongs — the reset gate r scales the "
+                            "recurrent term of the candidate, n = tanh(W_in x + b_in + "
+                            "r ⊙ (W_hn h + b_hn)); you used the update gate z there",
+                            reset_gate="z"))
     return tuple(out)
 
 
@@ -181,7 +198,7 @@ def _gru_step_exercise():
     return Exercise(
         name="gru_step", reference=ref.gru_step, cases=_step_cases(3, seed=2014),
         suspects=_gru_suspects(), outputs=one_output("h_new"), shapes={"h_new": ("B", "H")},
-        arg_names=("x", "h", "params"), matmul_hint=_weights_hint(3),
+        arg_names=("x", "h", "params"), matmul_hint=_weights_hint(3), weights=True,
     )
 
 
@@ -267,7 +284,7 @@ def _gru_step_backward_exercise():
         outputs=dict_output(GRU_BACKWARD_KEYS),
         shapes={"x": ("B", "D"), "h": ("B", "H"), "weight_ih": ("3H", "D"),
                 "weight_hh": ("3H", "H"), "bias_ih": ("3H",), "bias_hh": ("3H",)},
-        arg_names=("x", "h", "params", "dh_new"), matmul_hint=_weights_hint(3),
+        arg_names=("x", "h", "params", "dh_new"), matmul_hint=_weights_hint(3), weights=True,
     )
 
 
@@ -286,7 +303,7 @@ RNN_BPTT_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "x", "h0")
 
 def _rnn_bptt_variant(x, h0, params, grad_outputs, *, accumulate=True, state_shift=0,
                       out_grad="before", h0_from="carried", carry=True, outputs="all",
-                      direction="backward"):
+                      direction="backward", mean_over_time=False):
     """BPTT written with the reference's step and step-backward, with one mistake switched on.
 
     ``accumulate=False`` overwrites the weight gradients at each step (step 0's survive);
@@ -294,7 +311,8 @@ def _rnn_bptt_variant(x, h0, params, grad_outputs, *, accumulate=True, state_shi
     adds grad_outputs[t] to what step t sends back (so it reaches step t − 1), with the h0
     gradient taken from that sum (``h0_from="carried"``) or from step 0's own ``"h"``
     (``h0_from="step"``); ``carry=False`` starts every step from grad_outputs[t] alone;
-    ``outputs="last"`` adds only grad_outputs[T−1]; ``direction="forward"`` loops t = 0 … T−1.
+    ``outputs="last"`` adds only grad_outputs[T−1]; ``direction="forward"`` loops t = 0 … T−1;
+    ``mean_over_time`` divides the weight and bias gradients by T.
     """
     T = x.shape[0]
     hs = [h0]
@@ -314,6 +332,8 @@ def _rnn_bptt_variant(x, h0, params, grad_outputs, *, accumulate=True, state_shi
         dh = g["h"]
         if out_grad == "after":
             dh = dh + grad_outputs[t]
+    if mean_over_time:
+        grads = {k: v / T for k, v in grads.items()}
     grads["x"] = dx
     grads["h0"] = dh if h0_from == "carried" else g["h"]
     return grads
@@ -349,6 +369,9 @@ def _bptt_suspects():
         _bptt_suspect("the time loop runs forwards: BPTT walks t = T − 1 down to 0, so that "
                       "∂L/∂h_t is complete (its own output's gradient plus what step t + 1 "
                       "sends back) before step t is differentiated", direction="forward"),
+        _bptt_suspect("the weight gradients were averaged over time (divided by T): the loss "
+                      "sums over the steps and every step uses the same weights, so their "
+                      "gradients are the sum of the steps' gradients", mean_over_time=True),
     )
 
 
@@ -375,7 +398,7 @@ def _rnn_bptt_exercise():
         suspects=_bptt_suspects(), outputs=dict_output(RNN_BPTT_KEYS),
         shapes={"weight_ih": ("H", "D"), "weight_hh": ("H", "H"), "bias_ih": ("H",),
                 "bias_hh": ("H",), "x": ("T", "B", "D"), "h0": ("B", "H")},
-        arg_names=("x", "h0", "params", "grad_outputs"), matmul_hint=_weights_hint(1),
+        arg_names=("x", "h0", "params", "grad_outputs"), matmul_hint=_weights_hint(1), weights=True,
     )
 
 
@@ -390,8 +413,11 @@ def check_rnn_bptt(rnn_bptt) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def _lstm_variant(x, state, params, *, order="ifgo", t_ih=False, t_hh=False, b_ih=True,
-                  b_hh=True, swap_if=False, h_from="tanh_new", g_act="tanh", swap_return=False):
-    """An LSTM step written gate by gate with one mistake switched on (see the suspects)."""
+                  b_hh=True, swap_if=False, h_from="tanh_new", g_act="tanh", swap_return=False,
+                  out_gate="o", write_gate="i"):
+    """An LSTM step written gate by gate with one mistake switched on (see the suspects);
+    ``out_gate`` is the gate that scales tanh(c'), ``write_gate`` the one that scales g
+    ("one": no gate)."""
     h, c = state
     Wi, Wh = _by_gate(order, params["weight_ih"]), _by_gate(order, params["weight_hh"])
     bi, bh = _by_gate(order, params["bias_ih"], b_ih), _by_gate(order, params["bias_hh"], b_hh)
@@ -400,7 +426,8 @@ def _lstm_variant(x, state, params, *, order="ifgo", t_ih=False, t_hh=False, b_i
         return ((x @ Wi[k] if t_ih else x @ Wi[k].T) + bi[k]
                 + (h @ Wh[k] if t_hh else h @ Wh[k].T) + bh[k])
 
-    i, f, o = sigmoid(pre("i")), sigmoid(pre("f")), sigmoid(pre("o"))
+    gates = {"i": sigmoid(pre("i")), "f": sigmoid(pre("f")), "o": sigmoid(pre("o")), "one": 1.0}
+    i, f, o = gates[write_gate], gates["f"], gates[out_gate]
     g = np.tanh(pre("g")) if g_act == "tanh" else sigmoid(pre("g"))
     c_new = i * c + f * g if swap_if else f * c + i * g
     h_new = {"tanh_new": o * np.tanh(c_new), "new": o * c_new, "tanh_old": o * np.tanh(c)}[h_from]
@@ -434,6 +461,14 @@ def _lstm_suspects():
                       "only the gates i, f, o use σ", g_act="sigmoid"),
         _lstm_suspect("the pair is returned in the wrong order: lstm_step returns "
                       "(h_new, c_new), you returned (c_new, h_new)", swap_return=True),
+        _lstm_suspect("the wrong gate: i where o belongs — the output gate o scales the "
+                      "cell's tanh, h' = o ⊙ tanh(c'); you used the input gate i there",
+                      out_gate="i"),
+        _lstm_suspect("the wrong gate: o where i belongs — the input gate i scales the "
+                      "candidate, c' = f ⊙ c + i ⊙ g; you used the output gate o there",
+                      write_gate="o"),
+        _lstm_suspect("the input gate is missing: c' = f ⊙ c + i ⊙ g; you added the candidate "
+                      "g ungated", write_gate="one"),
     ]
     for order in permutations("ifgo"):
         order = "".join(order)
@@ -451,7 +486,7 @@ def _lstm_step_exercise():
         name="lstm_step", reference=ref.lstm_step, cases=_step_cases(4, seed=1997, pair=True),
         suspects=_lstm_suspects(), outputs=pair_output("lstm_step", "h_new", "c_new"),
         shapes={"h_new": ("B", "H"), "c_new": ("B", "H")},
-        arg_names=("x", "state", "params"), matmul_hint=_weights_hint(4),
+        arg_names=("x", "state", "params"), matmul_hint=_weights_hint(4), weights=True,
     )
 
 
@@ -466,14 +501,18 @@ def check_lstm_step(lstm_step) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def _recoding_variant(h, W_out, b_out, target, alpha, *, sign=1.0, onehot=True, p_term=True,
-                      average=False, softmax_axis=-1, t_logits=False, t_grad=False, bias=True):
-    """h − α (p − onehot(target)) W_out with one mistake switched on (see the suspects)."""
+                      average=False, softmax_axis=-1, t_logits=False, t_grad=False, bias=True,
+                      guard=True, columns=False):
+    """h − α (p − onehot(target)) W_out with one mistake switched on (see the suspects);
+    ``guard=False`` takes the softmax without its max shift, e^{logits} / Σ e^{logits};
+    ``columns=True`` subtracts 1 at every row's target in every row (``p[:, target] -= 1``)."""
     logits = (h @ W_out if t_logits else h @ W_out.T) + (b_out if bias else 0.0)
-    e = np.exp(logits - logits.max(axis=softmax_axis, keepdims=True))
+    shift = logits.max(axis=softmax_axis, keepdims=True) if guard else 0.0
+    e = np.exp(logits - shift)
     p = e / e.sum(axis=softmax_axis, keepdims=True)
     d = p if p_term else np.zeros_like(p)
     if onehot:
-        d[np.arange(h.shape[0]), target] -= 1.0
+        d[slice(None) if columns else np.arange(h.shape[0]), target] -= 1.0
     grad = d @ W_out.T if t_grad else d @ W_out
     if average:
         grad = grad / h.shape[0]
@@ -485,33 +524,48 @@ def _recoding_suspect(message, **mistake):
                    _recoding_variant(h, W_out, b_out, target, alpha, **mistake))
 
 
+#: The diagnosis for a softmax that overflowed.
+SOFTMAX_OVERFLOW = softmax_overflow(800)
+
+
 _W_OUT_T = ("W_out looks transposed: W_out is (V, H), so the logits are h @ W_out.T + b_out "
             "and ∂δ/∂h = (p − onehot(target)) @ W_out")
 
 
-def _recoding_suspects():
+def _recoding_mistakes(guard):
+    def suspect(message, **mistake):
+        return _recoding_suspect(message, guard=guard, **mistake)
     return (
-        _recoding_suspect("gradient ascent: the sign is flipped. Recoding moves h down the "
-                          "surprisal's gradient, h − α ∂δ/∂h; adding it makes the target less "
-                          "likely", sign=-1.0),
-        _recoding_suspect("onehot(target) not subtracted: the gradient of δ = −log p[target] "
-                          "with respect to the logits is p − onehot(target), not the softmax "
-                          "p alone", onehot=False),
-        _recoding_suspect("p is missing from the gradient: ∂δ/∂logits = p − onehot(target), "
-                          "you used −onehot(target) alone", p_term=False),
-        _recoding_suspect("gradient averaged over the batch (divided by B): each row is "
-                          "recoded by its own surprisal's gradient, h_b − α ∂δ_b/∂h_b, with no "
-                          "1/B", average=True),
-        _recoding_suspect("softmax over the wrong axis: normalise each row over the V classes "
-                          "(axis=-1), not over the batch (axis 0)", softmax_axis=0),
-        _recoding_suspect(_W_OUT_T + " (your logits used h @ W_out)", t_logits=True),
-        _recoding_suspect(_W_OUT_T + " (your gradient used (p − onehot) @ W_out.T)",
-                          t_grad=True),
-        _recoding_suspect(_W_OUT_T + " (you transposed it in both places)",
-                          t_logits=True, t_grad=True),
-        _recoding_suspect("b_out is missing from the logits: logits = h @ W_out.T + b_out",
-                          bias=False),
+        suspect("gradient ascent: the sign is flipped. Recoding moves h down the "
+                "surprisal's gradient, h − α ∂δ/∂h; adding it makes the target less "
+                "likely", sign=-1.0),
+        suspect("onehot(target) not subtracted: the gradient of δ = −log p[target] "
+                "with respect to the logits is p − onehot(target), not the softmax "
+                "p alone", onehot=False),
+        suspect("p is missing from the gradient: ∂δ/∂logits = p − onehot(target), "
+                "you used −onehot(target) alone", p_term=False),
+        suspect("gradient averaged over the batch (divided by B): each row is "
+                "recoded by its own surprisal's gradient, h_b − α ∂δ_b/∂h_b, with no "
+                "1/B", average=True),
+        suspect("softmax over the wrong axis: normalise each row over the V classes "
+                "(axis=-1), not over the batch (axis 0)", softmax_axis=0),
+        suspect(_W_OUT_T + " (your logits used h @ W_out)", t_logits=True),
+        suspect(_W_OUT_T + " (your gradient used (p − onehot) @ W_out.T)",
+                t_grad=True),
+        suspect(_W_OUT_T + " (you transposed it in both places)",
+                t_logits=True, t_grad=True),
+        suspect("b_out is missing from the logits: logits = h @ W_out.T + b_out",
+                bias=False),
+        suspect("p[:, target] -= 1 subtracts 1 in every row at the targets of all rows: "
+                "index one entry per row, p[np.arange(B), target] -= 1", columns=True),
     )
+
+
+def _recoding_suspects(cases):
+    return (*with_unguarded_twins(_recoding_mistakes, SOFTMAX_GUARD, cases),
+            Suspect(SOFTMAX_OVERFLOW, raising(lambda h, W_out, b_out, target, alpha:
+                                              _recoding_variant(h, W_out, b_out, target, alpha,
+                                                                guard=False), quiet=True)))
 
 
 def _recoding_cases(seed):
@@ -523,7 +577,18 @@ def _recoding_cases(seed):
         b_out = rng.normal(size=(V,))
         target = rng.integers(0, V, size=B)
         cases.append(Case((h, W_out, b_out, target, alpha), {"B": B, "H": H, "V": V}))
+    cases.append(_large_logits_case(rng))
     return tuple(cases)
+
+
+def _large_logits_case(rng, B=3, H=4, V=6):
+    """Logits near 800, from h @ W_out.T (every row of W_out close to one direction u, h far
+    along u) and gaps of about ten between the classes: e^{logit} overflows, p does not."""
+    u = rng.normal(size=H)
+    W_out = u + 0.01 * rng.normal(size=(V, H))
+    h = 800.0 * u / (u @ u) + rng.normal(size=(B, H))
+    return Case((h, W_out, rng.normal(size=V), rng.integers(0, V, size=B), 0.2),
+                {"B": B, "H": H, "V": V})
 
 
 def _recoding_hint(case):
@@ -534,14 +599,16 @@ def _recoding_hint(case):
 
 @cache
 def _recoding_step_exercise():
+    cases = _recoding_cases(seed=2018)
     return Exercise(
-        name="recoding_step", reference=ref.recoding_step, cases=_recoding_cases(seed=2018),
-        suspects=_recoding_suspects(), outputs=one_output("h_new"), shapes={"h_new": ("B", "H")},
-        arg_names=("h", "W_out", "b_out", "target", "alpha"), matmul_hint=_recoding_hint,
+        name="recoding_step", reference=ref.recoding_step, cases=cases,
+        suspects=_recoding_suspects(cases), outputs=one_output("h_new"), shapes={"h_new": ("B", "H")},
+        arg_names=("h", "W_out", "b_out", "target", "alpha"), matmul_hint=_recoding_hint, weights=True,
     )
 
 
 def check_recoding_step(recoding_step) -> None:
     """Check ``recoding_step(h (B, H), W_out (V, H), b_out (V,), target (B,), alpha) -> h_new``,
     one gradient step on h against the surprisal −log p(target | h)."""
-    run_check(_recoding_step_exercise(), recoding_step)
+    run_guarded_check(_recoding_step_exercise(), recoding_step,
+                      (("overflow", SOFTMAX_OVERFLOW), ("invalid value", SOFTMAX_OVERFLOW)))

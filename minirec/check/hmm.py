@@ -6,9 +6,14 @@ Each ``check_*`` function runs the learner's function and the reference
 :class:`~minirec.check.CheckFailed` with a per-tensor table and a diagnosis.
 
 The cases use odd sizes (K = 1, 3, 5 states; T = 1, 5, 7, 13 steps), forbidden transitions
-(log 0 = −inf entries whose result is still finite), and log-probabilities near −800, where
-``exp`` underflows to 0 unless the largest term is shifted out first. In the failure table a
-learner's −inf shows as −1e+300.
+(log 0 = −inf entries whose result is still finite), log-probabilities near −800, where
+``exp`` underflows to 0 unless the largest term is shifted out first, and sums whose every term
+is −inf (a left-to-right HMM's unreached states; a row of L1 and a column of L2 of −inf), where
+the answer is −inf and a max shift without its −inf guard makes −inf − (−inf) = NaN. The
+forward-step, log-matmul and emission checks run the learner's function with NumPy's invalid
+values raised (:mod:`minirec.check._guards`), so that such a NaN stops at its line and the check
+names the missing guard (for the emissions: a sequence of one symbol has no pairs to average).
+In the failure table a learner's −inf shows as −1e+300.
 
 Exercise signatures::
 
@@ -25,6 +30,7 @@ from functools import cache
 import numpy as np
 
 from minirec.check._core import Case, CheckFailed, Exercise, Suspect, one_output, run_check
+from minirec.check._guards import raising, run_guarded_check, with_unguarded_twins
 from minirec.hmm import reference as hmm
 from minirec.scan import reference as scan
 
@@ -52,10 +58,12 @@ def _log(x):
         return np.log(x)
 
 
-def _lse(x, axis):
-    """logsumexp with the max shift (the reference's way, for the suspects)."""
+def _lse(x, axis, guard=True):
+    """logsumexp with the max shift (the reference's way, for the suspects); ``guard=False``
+    leaves out the −inf guard, so that an all −inf slice gives −inf − (−inf) = NaN."""
     m = np.max(x, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
+    if guard:
+        m = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(divide="ignore"):
         return np.squeeze(np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m, axis)
 
@@ -69,54 +77,71 @@ def _naive_lse(x, axis):
 # The forward step
 # ---------------------------------------------------------------------------------------------
 
-def _forward_step_variant(log_alpha, log_A, log_b, *, kind):
+def _forward_step_variant(log_alpha, log_A, log_b, *, kind, guard=True):
+    """The forward step with one mistake; ``guard=False``: the max shift without the −inf
+    guard."""
     la = log_alpha[:, :, None]
     if kind == "transposed":
-        return _lse(la + log_A.T[None], axis=1) + log_b
+        return _lse(la + log_A.T[None], 1, guard) + log_b
     if kind == "max":
         return np.max(la + log_A[None], axis=1) + log_b
     if kind == "sum_of_logs":
         return np.sum(la + log_A[None], axis=1) + log_b
     if kind == "no_emission":
-        return _lse(la + log_A[None], axis=1)
+        return _lse(la + log_A[None], 1, guard)
     if kind == "emission_of_source":
-        return _lse(la + log_A[None] + log_b[:, :, None], axis=1)
+        return _lse(la + log_A[None] + log_b[:, :, None], 1, guard)
     if kind == "over_destination":
-        return _lse(la + log_A[None], axis=2) + log_b
+        return _lse(la + log_A[None], 2, guard) + log_b
     if kind == "naive":
         return _naive_lse(la + log_A[None], axis=1) + log_b
+    if kind == "right":
+        return _lse(la + log_A[None], 1, guard) + log_b
     raise ValueError(kind)
 
 
-def _forward_step_suspect(message, kind):
-    return Suspect(message, lambda la, lA, lb: _forward_step_variant(la, lA, lb, kind=kind))
+#: The diagnosis of a max shift without its −inf guard (the forward step, the log-matmul).
+NEG_INF_GUARD = ("the max shift has no −inf guard: where every term is −inf (a state that no "
+                 "path reaches: log α = −inf, or a forbidden transition), the max m is −inf and "
+                 "s − m = −inf − (−inf) is NaN; the answer there is log 0 = −inf. Shift by 0 "
+                 "where m is not finite, m = np.where(np.isfinite(m), m, 0), before subtracting")
+_NO_GUARD = "the max shift has no −inf guard (m = np.where(np.isfinite(m), m, 0))"
 
 
-def _forward_step_suspects():
+def _forward_step_suspects(cases):
+    return (*with_unguarded_twins(_forward_step_mistakes, _NO_GUARD, cases),
+            Suspect(NEG_INF_GUARD, raising(lambda la, lA, lb: _forward_step_variant(
+                la, lA, lb, kind="right", guard=False), quiet=True)))
+
+
+def _forward_step_mistakes(guard):
+    def suspect(message, kind):
+        return Suspect(message, lambda la, lA, lb: _forward_step_variant(la, lA, lb, kind=kind,
+                                                                         guard=guard))
     return (
-        _forward_step_suspect("A used transposed: the sum runs over the PREVIOUS state i with "
-                              "A[i, j] = P(j | i), i.e. log_A[i, j] with i the row — "
-                              "log_alpha[:, :, None] + log_A[None], summed over axis 1",
-                              "transposed"),
-        _forward_step_suspect("max instead of a sum: that is Viterbi's step (the best path); "
-                              "the forward pass adds the probabilities of ALL paths, "
-                              "logsumexp over i", "max"),
-        _forward_step_suspect("the log terms were summed: in log space a sum of probabilities "
-                              "is logsumexp, not a sum of logs (that would be a product)",
-                              "sum_of_logs"),
-        _forward_step_suspect("the emission log B[j, x_t] is missing: add log_b after the sum",
-                              "no_emission"),
-        _forward_step_suspect("the emission belongs to the NEW state j: add log_b[:, j] to the "
-                              "result, not log_b[:, i] inside the sum over i",
-                              "emission_of_source"),
-        _forward_step_suspect("summed over the wrong axis: alpha_t[j] sums over the previous "
-                              "state i (axis 1 of log_alpha[:, :, None] + log_A[None]), not "
-                              "over the next state j", "over_destination"),
-        _forward_step_suspect("exp underflows: log Σ exp(...) without the max shift gives −inf "
-                              "when every term is below about −745 (so does leaving log space, "
-                              "exp(log_alpha) @ exp(log_A)); subtract the largest term m first "
-                              "and add it back, log Σ exp(s − m) + m",
-                              "naive"),
+        suspect("A used transposed: the sum runs over the PREVIOUS state i with "
+                "A[i, j] = P(j | i), i.e. log_A[i, j] with i the row — "
+                "log_alpha[:, :, None] + log_A[None], summed over axis 1",
+                "transposed"),
+        suspect("max instead of a sum: that is Viterbi's step (the best path); "
+                "the forward pass adds the probabilities of ALL paths, "
+                "logsumexp over i", "max"),
+        suspect("the log terms were summed: in log space a sum of probabilities "
+                "is logsumexp, not a sum of logs (that would be a product)",
+                "sum_of_logs"),
+        suspect("the emission log B[j, x_t] is missing: add log_b after the sum",
+                "no_emission"),
+        suspect("the emission belongs to the NEW state j: add log_b[:, j] to the "
+                "result, not log_b[:, i] inside the sum over i",
+                "emission_of_source"),
+        suspect("summed over the wrong axis: alpha_t[j] sums over the previous "
+                "state i (axis 1 of log_alpha[:, :, None] + log_A[None]), not "
+                "over the next state j", "over_destination"),
+        suspect("exp underflows: log Σ exp(...) without the max shift gives −inf "
+                "when every term is below about −745 (so does leaving log space, "
+                "exp(log_alpha) @ exp(log_A)); subtract the largest term m first "
+                "and add it back, log Σ exp(s − m) + m",
+                "naive"),
     )
 
 
@@ -131,14 +156,27 @@ def _forward_step_cases(seed):
             A /= A.sum(axis=1, keepdims=True)
         log_b = _log(rng.dirichlet(np.ones(K), size=N))
         cases.append(Case((log_alpha, _log(A), log_b), {"N": N, "K": K}))
+    cases.append(_left_to_right_case(rng))
     return tuple(cases)
+
+
+def _left_to_right_case(rng):
+    """A left-to-right HMM one step after pi = [1, 0, 0]: states 1 and 2 are unreached in the
+    first sequence (log α = −inf) and 0 → 2 is forbidden, so the new α of state 2 is a sum of
+    −inf terms only (log 0 = −inf); the second sequence has reached states 0 and 1."""
+    A = np.array([[0.6, 0.4, 0.0], [0.0, 0.7, 0.3], [0.0, 0.0, 1.0]])
+    log_alpha = np.array([[0.0, -np.inf, -np.inf], [-1.2, -0.4, -np.inf]])
+    log_alpha += _log(rng.dirichlet(np.ones(3), size=2))
+    log_b = _log(rng.dirichlet(np.ones(3), size=2))
+    return Case((log_alpha, _log(A), log_b), {"N": 2, "K": 3})
 
 
 @cache
 def _forward_step_exercise():
+    cases = _forward_step_cases(seed=2510)
     return Exercise(
-        name="forward_step", reference=hmm.forward_step, cases=_forward_step_cases(seed=2510),
-        suspects=_forward_step_suspects(), outputs=_single("log_alpha_new", infinities=True),
+        name="forward_step", reference=hmm.forward_step, cases=cases,
+        suspects=_forward_step_suspects(cases), outputs=_single("log_alpha_new", infinities=True),
         shapes={"log_alpha_new": ("N", "K")}, arg_names=("log_alpha", "log_A", "log_b"),
         matmul_hint="log_alpha is (N, K): broadcast log_alpha[:, :, None] + log_A[None]",
     )
@@ -147,7 +185,7 @@ def _forward_step_exercise():
 def check_forward_step(forward_step) -> None:
     """Check ``forward_step(log_alpha (N, K), log_A (K, K), log_b (N, K)) -> (N, K)``:
     log alpha_t[j] = logsumexp_i (log alpha_{t−1}[i] + log A[i, j]) + log b[j]."""
-    run_check(_forward_step_exercise(), forward_step)
+    run_guarded_check(_forward_step_exercise(), forward_step, (("invalid value", NEG_INF_GUARD),))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,41 +270,66 @@ def check_viterbi_backtrack(viterbi_backtrack) -> None:
 # The log-matmul combine
 # ---------------------------------------------------------------------------------------------
 
-def _log_matmul_variant(L1, L2, *, kind):
+def _shifted_log_matmul(L1, L2, guard, add_back="both"):
+    """The reference's log(exp(L1 − r) @ exp(L2 − c)) + r + c; ``guard=False`` leaves out the
+    −inf guard on the row maxima r and column maxima c; ``add_back`` "r" or "c" adds back only
+    that shift."""
+    r, c = L1.max(axis=-1, keepdims=True), L2.max(axis=-2, keepdims=True)
+    if guard:
+        r, c = np.where(np.isfinite(r), r, 0.0), np.where(np.isfinite(c), c, 0.0)
+    with np.errstate(divide="ignore"):
+        product = np.log(np.exp(L1 - r) @ np.exp(L2 - c))
+    return product + {"both": r + c, "r": r, "c": c}[add_back]
+
+
+def _log_matmul_variant(L1, L2, *, kind, guard=True):
     if kind == "swapped":
-        return scan.log_matmul(L2, L1)
+        return _shifted_log_matmul(L2, L1, guard)
     if kind == "max_plus":
         return scan.max_plus(L1, L2)
     if kind == "elementwise":
         return L1 + L2
     if kind == "transposed":
-        return scan.log_matmul(L1, np.swapaxes(L2, -1, -2))
+        return _shifted_log_matmul(L1, np.swapaxes(L2, -1, -2), guard)
+    if kind == "right":
+        return _shifted_log_matmul(L1, L2, guard)
+    if kind in ("r", "c"):
+        return _shifted_log_matmul(L1, L2, guard, add_back=kind)
     if kind == "naive":
         with np.errstate(divide="ignore", over="ignore"):
             return np.log(np.exp(L1) @ np.exp(L2))
     raise ValueError(kind)
 
 
-def _log_matmul_suspect(message, kind):
-    return Suspect(message, lambda L1, L2: _log_matmul_variant(L1, L2, kind=kind))
+def _log_matmul_suspects(cases):
+    return (*with_unguarded_twins(_log_matmul_mistakes, _NO_GUARD, cases),
+            Suspect(NEG_INF_GUARD, raising(lambda L1, L2: _log_matmul_variant(
+                L1, L2, kind="right", guard=False), quiet=True)))
 
 
-def _log_matmul_suspects():
+def _log_matmul_mistakes(guard):
+    def suspect(message, kind):
+        return Suspect(message, lambda L1, L2: _log_matmul_variant(L1, L2, kind=kind,
+                                                                   guard=guard))
     return (
-        _log_matmul_suspect("operands in the wrong order: left is earlier, so the result is "
-                            "L1 ⊕ L2 = log(exp(L1) @ exp(L2)), not L2 before L1", "swapped"),
-        _log_matmul_suspect("max instead of logsumexp: that is the max-plus (Viterbi) "
-                            "combine; the forward pass sums over the middle state k",
-                            "max_plus"),
-        _log_matmul_suspect("element-wise instead of a matrix product: L1 + L2 multiplies "
-                            "entry by entry; sum over the middle index k, "
-                            "log Σ_k exp(L1[i, k] + L2[k, j])", "elementwise"),
-        _log_matmul_suspect("L2 used transposed: the middle index k is L2's ROW, "
-                            "L1[..., i, k] + L2[..., k, j]", "transposed"),
-        _log_matmul_suspect("exp underflows: log(exp(L1) @ exp(L2)) gives −inf when the "
-                            "entries are below about −745; shift the rows of L1 and the "
-                            "columns of L2 by their maxima first and add them back",
-                            "naive"),
+        suspect("operands in the wrong order: left is earlier, so the result is "
+                "L1 ⊕ L2 = log(exp(L1) @ exp(L2)), not L2 before L1", "swapped"),
+        suspect("max instead of logsumexp: that is the max-plus (Viterbi) "
+                "combine; the forward pass sums over the middle state k",
+                "max_plus"),
+        suspect("element-wise instead of a matrix product: L1 + L2 multiplies "
+                "entry by entry; sum over the middle index k, "
+                "log Σ_k exp(L1[i, k] + L2[k, j])", "elementwise"),
+        suspect("L2 used transposed: the middle index k is L2's ROW, "
+                "L1[..., i, k] + L2[..., k, j]", "transposed"),
+        suspect("exp underflows: log(exp(L1) @ exp(L2)) gives −inf when the "
+                "entries are below about −745; shift the rows of L1 and the "
+                "columns of L2 by their maxima first and add them back",
+                "naive"),
+        suspect("only the row maxima were added back: log(exp(L1 − r) @ exp(L2 − c)) "
+                "is the product shifted by r_i + c_j, so add back both, + r + c", "r"),
+        suspect("only the column maxima were added back: log(exp(L1 − r) @ exp(L2 − c)) "
+                "is the product shifted by r_i + c_j, so add back both, + r + c", "c"),
     )
 
 
@@ -280,14 +343,19 @@ def _log_matmul_cases(seed):
             L1[:, 0, 1] = -np.inf                          # log 0 entries; results stay finite
             L2[:, 2, 0] = -np.inf
         cases.append(Case((L1, L2), {"T": T, "K": K}))
+    L1, L2 = rng.normal(scale=1.5, size=(2, 4, 3, 3))
+    L1[:, 1, :] = -np.inf                                  # a state that reaches nothing
+    L2[:, :, 2] = -np.inf                                  # a state that nothing reaches
+    cases.append(Case((L1, L2), {"T": 4, "K": 3}))         # rows and columns of −inf: −inf
     return tuple(cases)
 
 
 @cache
 def _log_matmul_exercise():
+    cases = _log_matmul_cases(seed=7)
     return Exercise(
         name="log_matmul_combine", reference=scan.log_matmul,
-        cases=_log_matmul_cases(seed=7), suspects=_log_matmul_suspects(),
+        cases=cases, suspects=_log_matmul_suspects(cases),
         outputs=_single("L", infinities=True), shapes={"L": ("T", "K", "K")}, arg_names=("L1", "L2"),
     )
 
@@ -295,7 +363,8 @@ def _log_matmul_exercise():
 def check_log_matmul_combine(log_matmul_combine) -> None:
     """Check ``log_matmul_combine(L1 (T, K, K), L2 (T, K, K)) -> (T, K, K)``:
     L[i, j] = log Σ_k exp(L1[i, k] + L2[k, j]), finite whenever the exact value is."""
-    run_check(_log_matmul_exercise(), log_matmul_combine)
+    run_guarded_check(_log_matmul_exercise(), log_matmul_combine,
+                      (("invalid value", NEG_INF_GUARD),))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,47 +381,66 @@ def _emissions_outputs(result, case):
     return dict(result)
 
 
-def _stats_variant(obs, M, *, kind):
+def _rate(pairs, guard):
+    """The fraction of True in ``pairs``; with ``guard``, 0 when there are no pairs (T = 1)
+    instead of the NaN (0 / 0) of an empty mean."""
+    return np.mean(pairs) if pairs.size or not guard else 0.0
+
+
+def _stats_variant(obs, M, *, kind, guard=True):
     counts = np.bincount(obs.ravel(), minlength=M)
     freq = counts if kind == "counts" else counts / obs.size
     changes = obs[:, 1:] != obs[:, :-1]
     if kind == "across":
         flat = obs.ravel()
-        switch = np.mean(flat[1:] != flat[:-1]) if flat.size > 1 else 0.0
+        switch = _rate(flat[1:] != flat[:-1], guard)
     elif kind == "per_T":
         switch = changes.sum() / obs.size
     elif kind == "stays":
-        switch = np.mean(~changes) if changes.size else 0.0
+        switch = _rate(~changes, guard)
     else:
-        switch = np.mean(changes) if changes.size else 0.0
+        switch = _rate(changes, guard)
     return freq, float(switch)
 
 
-def _emissions_variant(obs_model, obs_target, n_symbols, *, kind):
-    fm, sm = _stats_variant(obs_model, n_symbols, kind=kind)
-    ft, st = _stats_variant(obs_target, n_symbols, kind=kind)
+def _emissions_variant(obs_model, obs_target, n_symbols, *, kind, guard=True):
+    fm, sm = _stats_variant(obs_model, n_symbols, kind=kind, guard=guard)
+    ft, st = _stats_variant(obs_target, n_symbols, kind=kind, guard=guard)
     tv = np.abs(fm - ft).sum() * (1.0 if kind == "no_half" else 0.5)
     return {"freq_model": fm, "freq_target": ft, "total_variation": tv,
             "switch_model": sm, "switch_target": st}
 
 
-def _emissions_suspect(message, kind):
-    return Suspect(message, lambda a, b, M: _emissions_variant(a, b, M, kind=kind))
+#: The diagnosis of a switch rate without its guard for sequences of one symbol.
+NO_PAIRS = ("a sequence of one symbol (T = 1) has no consecutive pairs: the mean over an empty "
+            "array is 0 / 0 = NaN (NumPy warns 'Mean of empty slice'); its switch rate is 0 "
+            "by definition: rate = pairs.mean() if pairs.size else 0.0")
 
 
-def _emissions_suspects():
+def _emissions_suspects(cases):
+    return (*with_unguarded_twins(_emissions_mistakes, "a sequence of one symbol has no pairs: "
+                                  "its switch rate is 0, not the NaN of an empty mean", cases),
+            Suspect(NO_PAIRS, raising(lambda a, b, M: _emissions_variant(a, b, M, kind="right",
+                                                                         guard=False),
+                                      quiet=True)))
+
+
+def _emissions_mistakes(guard):
+    def suspect(message, kind):
+        return Suspect(message, lambda a, b, M: _emissions_variant(a, b, M, kind=kind,
+                                                                   guard=guard))
     return (
-        _emissions_suspect("frequencies not normalised: divide the counts by the number of "
-                           "symbols N·T so that they sum to 1", "counts"),
-        _emissions_suspect("switches counted across sequence boundaries: compare obs[:, 1:] "
-                           "with obs[:, :-1] row by row, never the last symbol of one sequence "
-                           "with the first of the next", "across"),
-        _emissions_suspect("switch rate over the wrong number of pairs: a sequence of T "
-                           "symbols has T − 1 consecutive pairs, N·(T − 1) in all", "per_T"),
-        _emissions_suspect("you counted the pairs that STAY: a switch is obs[t] ≠ obs[t−1]",
-                           "stays"),
-        _emissions_suspect("total variation without the ½: TV = ½ Σ_m |p_m − q_m| (between 0 "
-                           "and 1)", "no_half"),
+        suspect("frequencies not normalised: divide the counts by the number of "
+                "symbols N·T so that they sum to 1", "counts"),
+        suspect("switches counted across sequence boundaries: compare obs[:, 1:] "
+                "with obs[:, :-1] row by row, never the last symbol of one sequence "
+                "with the first of the next", "across"),
+        suspect("switch rate over the wrong number of pairs: a sequence of T "
+                "symbols has T − 1 consecutive pairs, N·(T − 1) in all", "per_T"),
+        suspect("you counted the pairs that STAY: a switch is obs[t] ≠ obs[t−1]",
+                "stays"),
+        suspect("total variation without the ½: TV = ½ Σ_m |p_m − q_m| (between 0 "
+                "and 1)", "no_half"),
     )
 
 
@@ -373,9 +461,10 @@ def _emissions_cases(seed):
 
 @cache
 def _emissions_exercise():
+    cases = _emissions_cases(seed=3)
     return Exercise(
         name="compare_emissions", reference=hmm.compare_emissions,
-        cases=_emissions_cases(seed=3), suspects=_emissions_suspects(),
+        cases=cases, suspects=_emissions_suspects(cases),
         outputs=_emissions_outputs,
         shapes={"freq_model": ("M",), "freq_target": ("M",), "total_variation": (),
                 "switch_model": (), "switch_target": ()},
@@ -391,4 +480,4 @@ def check_compare_emissions(compare_emissions) -> None:
     """Check ``compare_emissions(obs_model (N, T), obs_target (N', T'), n_symbols) -> dict``
     with ``freq_model (M,)``, ``freq_target (M,)``, ``total_variation ()``,
     ``switch_model ()``, ``switch_target ()``."""
-    run_check(_emissions_exercise(), compare_emissions)
+    run_guarded_check(_emissions_exercise(), compare_emissions, (("invalid value", NO_PAIRS),))

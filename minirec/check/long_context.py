@@ -16,8 +16,10 @@ Exercise signatures::
 The sizes separate mistakes: a case with every size 1, cases with distinct sizes (a wrong axis
 fails on shapes) and a case where the sizes that a transposition would confuse are equal (it
 runs, and is caught by value). The SSM cases draw Δ between 0.05 and 2, so that exp(ΔA) is far
-from both exp(A) and 1 + ΔA. The recall cases score about half of the queried positions right,
-and have V = B in one case so that an argmax over the batch axis runs.
+from both exp(A) and 1 + ΔA. The recall cases score about half of the queried positions right
+(every one in the first case, and every one of sequence 0 in the others, so that an integer
+division and scoring whole sequences differ), and have V = B in one case so that an argmax over
+the batch axis runs.
 
 The *suspects* are written from the equations, one mistake each, and named in the learner's
 terms; a learner's result equal to a suspect's on every case gets its message.
@@ -212,31 +214,43 @@ def check_prefix_linear_attention(prefix_linear_attention) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def _recall_cases():
+    """About half of the asked positions answered right, except: in the first case all of them
+    (accuracy 1: an integer division still gives 1 there, a comparison that is never true 0),
+    and in the others the whole of sequence 0 (so that scoring whole sequences is not 0)."""
     rng = np.random.default_rng(2410)
     cases = []
-    for T, B, V in RECALL_SIZES:
+    for n, (T, B, V) in enumerate(RECALL_SIZES):
         targets = np.full((T, B), IGNORE, np.int64)
         asked = rng.random((T, B)) < 0.5
         asked[-1] = True                                            # every sequence asks once
         targets[asked] = rng.integers(0, V, size=int(asked.sum()))
         logits = rng.normal(size=(T, B, V))
         right = asked & (rng.random((T, B)) < 0.5)                  # about half answered right
+        right[:, 0] = asked[:, 0]                                   # sequence 0: all right
+        if n == 0:
+            right = asked
         t_idx, b_idx = np.nonzero(right)
         logits[t_idx, b_idx, targets[right]] = logits[t_idx, b_idx].max(axis=-1) + 1.0
         cases.append(Case((logits, targets), {"T": T, "B": B, "V": V}))
     return tuple(cases)
 
 
-def _recall_variant(logits, targets, *, mask="asked", axis=-1, per="position", shift=False):
+def _recall_variant(logits, targets, *, mask="asked", axis=-1, per="position", shift=False,
+                    result="fraction", predict="argmax"):
     """The metric with one mistake switched on: ``mask`` "asked", "none_wrong" (ignored
     positions counted as misses), "none_right" (counted as hits); ``axis`` of the argmax;
     ``per="sequence"`` (a sequence scores only when every asked position is right);
-    ``shift`` (logits at t scored against the target at t + 1)."""
+    ``shift`` (logits at t scored against the target at t + 1); ``result`` "percent" (× 100)
+    or "floor" (hits // asked); ``predict="max"`` (the largest logit's value, not its index)."""
     if shift:
         logits, targets = logits[:-1], targets[1:]
     asked = targets != IGNORE
-    predicted = np.argmax(logits, axis=axis)
+    predicted = np.argmax(logits, axis=axis) if predict == "argmax" else logits.max(axis=axis)
     hit = predicted == targets
+    if result == "floor":
+        return float(int(hit[asked].sum()) // int(asked.sum()))
+    if result == "percent":
+        return 100.0 * float(np.mean(hit[asked]))
     if per == "sequence":
         return float(np.mean([(hit[asked[:, b], b]).all() for b in range(targets.shape[1])]))
     if mask == "none_wrong":
@@ -252,6 +266,14 @@ def _recall_suspect(message, **mistake):
 
 def _recall_suspects():
     return (
+        _recall_suspect("a percentage instead of a fraction: the accuracy is a fraction in "
+                        "[0, 1]; you multiplied it by 100", result="percent"),
+        _recall_suspect("an integer division: hits // asked rounds down, to 0 unless every "
+                        "asked position is right; divide with /, hits / asked (or take the mean "
+                        "of the boolean hits)", result="floor"),
+        _recall_suspect("the largest logit's VALUE was compared with the target: the "
+                        "prediction is its index, logits.argmax(axis=-1), not logits.max(...)",
+                        predict="max"),
         _recall_suspect("the positions where nothing is asked are counted (as misses): average "
                         "only over targets != IGNORE", mask="none_wrong"),
         _recall_suspect("the positions where nothing is asked are counted (as hits): average "
@@ -284,6 +306,7 @@ def _recall_accuracy_exercise():
         name="recall_accuracy", reference=recall_accuracy, cases=_recall_cases(),
         suspects=_recall_suspects(), outputs=_scalar_output, shapes={"accuracy": ()},
         arg_names=("logits", "targets"),
+        tolerances={"accuracy": (1e-6, 0.0)},    # a float32 mean of 0/1 hits is right
     )
 
 

@@ -170,14 +170,15 @@ def _step_reference(M, S, k, v, eta, theta, alpha):
 
 
 def _step_variant(M, S, k, v, eta, theta, alpha, *, kind):
-    G = ref.linear_memory_grad(M, k, v)
+    G = ref.linear_memory_grad(M, k, v) / (2.0 if kind == "grad_no_two" else 1.0)
     S_new = {"plus": eta * S + theta * G,
              "no_eta": S - theta * G,
+             "no_theta": eta * S - G,
              "ema": eta * S - (1 - eta) * theta * G}.get(kind, eta * S - theta * G)
     M_new = {"forget_all": (1 - alpha) * (M + S_new),
              "old_S": (1 - alpha) * M + S,
              "alpha_keeps": alpha * M + S_new}.get(kind, (1 - alpha) * M + S_new)
-    return M_new, S_new
+    return (S_new, M_new) if kind == "swapped" else (M_new, S_new)
 
 
 def _step_suspects():
@@ -194,6 +195,12 @@ def _step_suspects():
         s("the momentum does not decay: S_t = η S_{t−1} − θ ∇ℓ; you left out η", "no_eta"),
         s("an exponential moving average (1 − η) θ ∇ℓ: Titans' momentum is S_t = η S_{t−1} − "
           "θ ∇ℓ, with no (1 − η) on the gradient", "ema"),
+        s("the pair is returned in the wrong order: titans_step returns (M_new, S_new), the "
+          "memory first; you returned (S_new, M_new)", "swapped"),
+        s("θ is missing: the surprise is the gradient step −θ ∇ℓ, scaled by the step size θ",
+          "no_theta"),
+        s("the gradient's factor 2 is missing: ∇ℓ = 2 (M k − v) kᵀ, the derivative of the "
+          "square ‖M k − v‖²", "grad_no_two"),
     )
 
 
@@ -215,6 +222,7 @@ def _step_exercise():
         suspects=_step_suspects(), outputs=_tuple("titans_step", ("M_new", "S_new")),
         shapes={"M_new": ("d_v", "d_k"), "S_new": ("d_v", "d_k")},
         arg_names=("M", "S", "k", "v", "eta", "theta", "alpha"),
+        calls={"linear_memory_grad": ref.linear_memory_grad},
     )
 
 
@@ -234,7 +242,8 @@ def _chunk_reference(M, S, k, v, q, eta, theta, alpha):
 
 
 def _chunk_loop(M, S, k, v, q, eta, theta, alpha, *, kind):
-    """The chunk as a loop, with one mistake switched on."""
+    """The chunk as a loop, with one mistake switched on ("read_start": every y_t read from
+    the chunk's first memory)."""
     M0, ys = M, []
     if kind == "no_S0":
         S = np.zeros_like(S)
@@ -245,7 +254,7 @@ def _chunk_loop(M, S, k, v, q, eta, theta, alpha, *, kind):
         S = eta[t] * S - theta[t] * G
         M = (alpha[t] * M if kind == "alpha_keeps" else (1 - alpha[t]) * M) + \
             (-theta[t] * G if kind == "no_momentum" else S)
-        ys.append((before if kind == "read_before" else M) @ q[t])
+        ys.append({"read_before": before, "read_start": M0}.get(kind, M) @ q[t])
     return np.stack(ys), M, S
 
 
@@ -264,6 +273,8 @@ def _chunk_suspects():
           "alpha_keeps"),
         s("the momentum is missing from the memory: M_t = (1 − α_t) M_{t−1} + S_t, fed by the "
           "momentum scan, not by −θ_t G_t directly", "no_momentum"),
+        s("every y_t reads the chunk's first memory: only the gradients are taken at M_{t0−1}; "
+          "retrieval reads the memory after step t's write, y_t = M_t q_t", "read_start"),
     )
 
 
@@ -288,6 +299,7 @@ def _chunk_exercise():
         suspects=_chunk_suspects(), outputs=_tuple("titans_chunk", ("y", "M_new", "S_new")),
         shapes={"y": ("C", "d_v"), "M_new": ("d_v", "d_k"), "S_new": ("d_v", "d_k")},
         arg_names=("M", "S", "k", "v", "q", "eta", "theta", "alpha"),
+        calls={"linear_memory_grad": ref.linear_memory_grad},
         shape_hints={"M_new": "Return the memory after the chunk's last step, not every step's",
                      "S_new": "Return the momentum after the chunk's last step"},
     )

@@ -7,7 +7,8 @@ table and a diagnosis.
 
 The cases use awkward sizes (N tokens ≠ E experts ≠ d ≠ H_r, so that a transposed weight or a
 softmax over the wrong axis changes a shape or a value), k = 1, 2 and k = E, and one case of
-logits near 720, where a softmax without its max shift overflows to NaN.
+logits near 720, where a softmax without its max shift overflows: the top-k check runs the
+learner's function with NumPy's overflow raised (:mod:`minirec.check._guards`) and names it.
 
 Exercise signatures::
 
@@ -26,6 +27,13 @@ import numpy as np
 
 from minirec.cells import reference as cells
 from minirec.check._core import Case, CheckFailed, Exercise, Suspect, pair_output, run_check
+from minirec.check._guards import (
+    SOFTMAX_GUARD,
+    raising,
+    run_guarded_check,
+    softmax_overflow,
+    with_unguarded_twins,
+)
 from minirec.routing import reference as ref
 
 __all__ = ["check_top_k_route", "check_load_balance_loss", "check_gru_router_step"]
@@ -45,12 +53,14 @@ def _scalar(name):
 # ---------------------------------------------------------------------------------------------
 
 def _top_k_variant(logits, k, *, axis=1, renormalize=True, largest=True, order="best",
-                   from_logits=False):
-    """top_k_route with one mistake switched on. (A softmax without its max shift is caught by
-    the large-logits case: it returns NaN there, which the table's notes point out.)"""
-    e = np.exp(logits - logits.max(axis=axis, keepdims=True))
-    p = e / e.sum(axis=axis, keepdims=True)
-    score = logits if from_logits else p
+                   from_logits=False, guard=True):
+    """top_k_route with one mistake switched on; ``guard=False`` takes the softmax without
+    its max shift (it overflows on the large-logits case)."""
+    if from_logits:
+        score = logits
+    else:
+        e = np.exp(logits - (logits.max(axis=axis, keepdims=True) if guard else 0.0))
+        score = e / e.sum(axis=axis, keepdims=True)                    # p
     ranked = np.argsort(-score if largest else score, axis=1, kind="stable")[:, :k]
     if order == "index":
         ranked = np.sort(ranked, axis=1)
@@ -65,21 +75,34 @@ def _top_k_suspect(message, **mistake):
     return Suspect(message, lambda logits, k: _top_k_variant(logits, k, **mistake))
 
 
-def _top_k_suspects():
+#: The diagnosis for a softmax that overflowed.
+SOFTMAX_OVERFLOW = softmax_overflow(720)
+
+
+def _top_k_suspects(cases):
+    return (*with_unguarded_twins(_top_k_mistakes, SOFTMAX_GUARD, cases),
+            Suspect(SOFTMAX_OVERFLOW, raising(lambda logits, k: _top_k_variant(logits, k,
+                                                                               guard=False),
+                                              quiet=True)))
+
+
+def _top_k_mistakes(guard):
+    def suspect(message, **mistake):
+        return _top_k_suspect(message, guard=guard, **mistake)
     return (
-        _top_k_suspect("softmax over the wrong axis: the probabilities of one token are over the "
-                       "E experts (axis 1, each row sums to 1); you normalised each expert over "
-                       "the N tokens (axis 0)", axis=0),
-        _top_k_suspect("the kept weights are not renormalised: after taking the top k "
-                       "probabilities divide them by their sum, w_j = p_j / Σ_j p_j, so that the "
-                       "k weights of a token sum to 1", renormalize=False),
-        _top_k_suspect("you kept the k LEAST likely experts: sort by decreasing probability "
-                       "(np.argsort(-p) or p.argsort()[:, ::-1])", largest=False),
-        _top_k_suspect("the experts are in index order, not best first: return them sorted by "
-                       "decreasing probability (indices[:, 0] is the top choice)", order="index"),
-        _top_k_suspect("the weights are the raw logits renormalised, not probabilities: apply "
-                       "the softmax first, p = softmax(logits), then take p of the top k",
-                       from_logits=True),
+        suspect("softmax over the wrong axis: the probabilities of one token are over the "
+                "E experts (axis 1, each row sums to 1); you normalised each expert over "
+                "the N tokens (axis 0)", axis=0),
+        suspect("the kept weights are not renormalised: after taking the top k "
+                "probabilities divide them by their sum, w_j = p_j / Σ_j p_j, so that the "
+                "k weights of a token sum to 1", renormalize=False),
+        suspect("you kept the k LEAST likely experts: sort by decreasing probability "
+                "(np.argsort(-p) or p.argsort()[:, ::-1])", largest=False),
+        suspect("the experts are in index order, not best first: return them sorted by "
+                "decreasing probability (indices[:, 0] is the top choice)", order="index"),
+        suspect("the weights are the raw logits renormalised, not probabilities: apply "
+                "the softmax first, p = softmax(logits), then take p of the top k",
+                from_logits=True),
     )
 
 
@@ -101,9 +124,10 @@ def _top_k_reference(logits, k):
 
 @cache
 def _top_k_exercise():
+    cases = _top_k_cases(seed=2024)
     return Exercise(
-        name="top_k_route", reference=_top_k_reference, cases=_top_k_cases(seed=2024),
-        suspects=_top_k_suspects(),
+        name="top_k_route", reference=_top_k_reference, cases=cases,
+        suspects=_top_k_suspects(cases),
         outputs=pair_output("top_k_route", "weights", "indices", integer=("indices",)),
         shapes={"weights": ("N", "k"), "indices": ("N", "k")}, arg_names=("logits", "k"),
         shape_hints={"weights": "Keep one row per token and k columns (the chosen experts)",
@@ -114,7 +138,8 @@ def _top_k_exercise():
 def check_top_k_route(top_k_route) -> None:
     """Check ``top_k_route(logits (N, E), k) -> (weights (N, k), indices (N, k))``: p = softmax
     over the experts, the k most probable experts best first, their p renormalised to sum 1."""
-    run_check(_top_k_exercise(), top_k_route)
+    run_guarded_check(_top_k_exercise(), top_k_route,
+                      (("overflow", SOFTMAX_OVERFLOW), ("invalid value", SOFTMAX_OVERFLOW)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,6 +263,7 @@ def _router_exercise():
         name="gru_router_step", reference=ref.gru_router_step, cases=_router_cases(seed=11),
         suspects=_router_suspects(), outputs=pair_output("gru_router_step", "logits", "r"),
         shapes={"logits": ("N", "E"), "r": ("N", "H_r")}, arg_names=("h", "r_prev", "router"),
+        weights=True,
         matmul_hint=lambda case: ("W1 is (H_r, d) and W2 is (E, H_r): x = h @ W1.T, "
                                   "logits = r @ W2.T"),
         shape_hints={"logits": "logits has one score per expert: W2 r with W2 (E, H_r)",

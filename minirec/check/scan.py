@@ -407,6 +407,7 @@ def _fixup_exercise():
         name="chunk_fixup", reference=_fixup_reference, cases=_fixup_cases(seed=1986),
         suspects=_fixup_suspects(), outputs=pair_output("chunk_fixup", "a", "b"),
         shapes={"a": ("T", "D"), "b": ("T", "D")}, arg_names=("local_a", "local_b", "C"),
+        calls={"affine_combine": ref.affine},
     )
 
 

@@ -1,9 +1,13 @@
 """Typical wrong answers to the cell exercises, written as a learner would write them.
 
 Each module holds, for one exercise: ``blank`` (the stub the exercise notebook ships),
-``correct`` (a right answer written differently from the reference) and ``MUTANTS``, a list of
+``correct`` (a right answer written differently from the reference), ``MUTANTS``, a list of
 :class:`Mutant`: the wrong function, a phrase its diagnosis must contain and the tensors the
-failure table must mark wrong (None where the function crashes before returning).
+failure table must mark wrong (None where the function crashes before returning), and
+optionally ``ALTERNATIVES``, further right answers written differently again (a loop for a
+vectorised form, torch ops, scipy) that the check must accept. tests/test_mutant_set.py
+measures the whole set: every mutant rejected, at most 15 % with only the generic diagnosis,
+every alternative accepted.
 
 These are independent of the suspects in ``minirec.check.cells``: a mutant is diagnosed only
 if the check's suspect, written from the equations, computes exactly what the learner's code

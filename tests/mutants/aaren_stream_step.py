@@ -70,3 +70,58 @@ def output_before_update(state, s_t, v_t):
     c = np.exp(m - m_new)
     p = np.exp(s_t - m_new)
     return (m_new, u * c + p, w * c[:, None] + p[:, None] * v_t), o
+
+
+# --- a state not carried (issue 11), more wrong answers and right answers written differently
+
+@mutant(MUTANTS, "the state is not carried: you returned the state you were given",
+        wrong={"m", "u", "w"})
+def returns_the_old_state(state, s_t, v_t):
+    m, u, w = state
+    m_new = np.maximum(m, s_t)
+    keep, new = np.exp(m - m_new), np.exp(s_t - m_new)
+    u_new = u * keep + new
+    w_new = w * keep[:, None] + new[:, None] * v_t
+    return state, w_new / u_new[:, None]
+
+
+@mutant(MUTANTS, "the max is not updated")
+def max_kept_from_before(state, s_t, v_t):
+    m, u, w = state
+    new = np.exp(s_t - m)                                   # the first token: e^{s − (−inf)} = inf
+    return (m, u + new, w + new[:, None] * v_t), (w + new[:, None] * v_t) / (u + new)[:, None]
+
+
+@mutant(MUTANTS, "shifted by the old max")
+def new_token_against_the_old_max(state, s_t, v_t):
+    m, u, w = state
+    m_new = np.maximum(m, s_t)
+    keep = np.exp(m - m_new)
+    new = np.exp(s_t - m)                                   # relative to m_{t−1}, not m_t
+    u_new, w_new = u * keep + new, w * keep[:, None] + new[:, None] * v_t
+    return (m_new, u_new, w_new), w_new / u_new[:, None]
+
+
+def stream_step_as_a_combine(state, s_t, v_t):
+    """Right: the step is state ⊕ (s_t, 1, v_t), with the combine written out."""
+    m, u, w = state
+    m_new = np.maximum(m, s_t)
+    fA, fB = np.exp(m - m_new), np.exp(s_t - m_new)
+    u_new = u * fA + 1.0 * fB
+    w_new = w * fA[..., None] + v_t * fB[..., None]
+    return (m_new, u_new, w_new), w_new / u_new[..., None]
+
+
+def stream_step_with_torch(state, s_t, v_t):
+    """Right, with torch tensors, converted back to NumPy."""
+    import torch
+    m, u, w = (torch.from_numpy(x) for x in state)
+    s, v = torch.from_numpy(s_t), torch.from_numpy(v_t)
+    m_new = torch.maximum(m, s)
+    keep, new = torch.exp(m - m_new), torch.exp(s - m_new)
+    u_new = u * keep + new
+    w_new = w * keep[:, None] + new[:, None] * v
+    return (m_new.numpy(), u_new.numpy(), w_new.numpy()), (w_new / u_new[:, None]).numpy()
+
+
+ALTERNATIVES = [stream_step_as_a_combine, stream_step_with_torch]

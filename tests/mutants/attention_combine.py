@@ -16,8 +16,9 @@ def correct(left, right):
     mA, uA, wA = left
     mB, uB, wB = right
     m = np.where(mA > mB, mA, mB)
-    a = np.exp(mA - m)
-    b = np.exp(mB - m)
+    shift = np.where(m == -np.inf, 0.0, m)              # two empty prefixes: e^{−inf} = 0
+    a = np.exp(mA - shift)
+    b = np.exp(mB - shift)
     return m, a * uA + b * uB, a[:, None] * wA + b[:, None] * wB
 
 
@@ -73,3 +74,58 @@ def factor_not_expanded(left, right):
     m = np.maximum(mA, mB)
     sA, sB = np.exp(mA - m), np.exp(mB - m)
     return m, uA * sA + uB * sB, wA * sA + wB * sB
+
+
+# --- the −inf guard (issue 11), more wrong answers and right answers written differently ----
+
+@mutant(MUTANTS, "no −inf guard: when both sides are the empty prefix")
+def shift_without_guard(left, right):
+    mA, uA, wA = left
+    mB, uB, wB = right
+    m = np.maximum(mA, mB)
+    fA, fB = np.exp(mA - m), np.exp(mB - m)               # NaN where mA = mB = −inf
+    return m, uA * fA + uB * fB, wA * fA[..., None] + wB * fB[..., None]
+
+
+@mutant(MUTANTS, "u and w are added without rescaling", wrong={"u", "w"})
+def plain_sums(left, right):
+    (mA, uA, wA), (mB, uB, wB) = left, right
+    return np.maximum(mA, mB), uA + uB, wA + wB
+
+
+@mutant(MUTANTS, "shifted by the smaller max", wrong={"m", "u", "w"})
+def shifted_by_the_smaller(left, right):
+    (mA, uA, wA), (mB, uB, wB) = left, right
+    m = np.minimum(mA, mB)
+    shift = np.where(np.isfinite(m), m, 0.0)
+    fA, fB = np.exp(mA - shift), np.exp(mB - shift)
+    return m, uA * fA + uB * fB, wA * fA[:, None] + wB * fB[:, None]
+
+
+def combine_row_by_row(left, right):
+    """Right, one row at a time with Python's math (the empty prefix handled by hand)."""
+    import math
+    (mA, uA, wA), (mB, uB, wB) = left, right
+    m, u, w = np.empty_like(mA), np.empty_like(uA), np.empty_like(wA)
+    for b in range(len(mA)):
+        m[b] = max(mA[b], mB[b])
+        if m[b] == -math.inf:
+            u[b], w[b] = 0.0, 0.0
+            continue
+        fA, fB = math.exp(mA[b] - m[b]), math.exp(mB[b] - m[b])
+        u[b], w[b] = uA[b] * fA + uB[b] * fB, wA[b] * fA + wB[b] * fB
+    return m, u, w
+
+
+def combine_with_torch(left, right):
+    """Right, with torch tensors (torch.where for the guard), converted back to NumPy."""
+    import torch
+    (mA, uA, wA), (mB, uB, wB) = [[torch.from_numpy(x) for x in side] for side in (left, right)]
+    m = torch.maximum(mA, mB)
+    shift = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    fA, fB = torch.exp(mA - shift), torch.exp(mB - shift)
+    return (m.numpy(), (uA * fA + uB * fB).numpy(),
+            (wA * fA[:, None] + wB * fB[:, None]).numpy())
+
+
+ALTERNATIVES = [combine_row_by_row, combine_with_torch]

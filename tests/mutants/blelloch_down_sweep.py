@@ -71,3 +71,21 @@ def sibling_combined_before_parent(combine, levels, identity):
     before = _walk(combine, levels, identity,
                    lambda parent, level, L: combine(level[0:L - 1:2], parent))
     return combine(before, levels[0])
+
+
+# --- right answers written differently (issue 11) ----------------------------------------
+
+def down_sweep_recursive(combine, levels, identity):
+    """Right: the down-sweep as a recursion from the root, each node handed what lies left of it."""
+    def descend(depth, j, before):
+        if depth == 0:
+            return [combine(before, levels[0][j:j + 1])]
+        level = levels[depth - 1]
+        out = descend(depth - 1, 2 * j, before)
+        if 2 * j + 1 < len(level):
+            out += descend(depth - 1, 2 * j + 1, combine(before, level[2 * j:2 * j + 1]))
+        return out
+    return np.concatenate(descend(len(levels) - 1, 0, identity))
+
+
+ALTERNATIVES = [down_sweep_recursive]

@@ -61,3 +61,39 @@ def previous_chunk_only(local_a, local_b, C):
         a[s:s + C] = local_a[s - 1] * local_a[s:s + C]
         b[s:s + C] = local_a[s:s + C] * local_b[s - 1] + local_b[s:s + C]
     return a, b
+
+
+# --- engine diagnoses (issue 11): wrong answers the check engine names by itself ----------------
+
+def affine_combine(left, right):
+    """The learner's earlier exercise, wrong (map 2 applied first): chunk_fixup below calls it
+    as the notebook's global, and the check must blame it."""
+    (a1, b1), (a2, b2) = left, right
+    return a1 * a2, a1 * b2 + b1
+
+
+@mutant(MUTANTS, "the first wrong value came from your affine_combine (called by chunk_fixup)",
+        wrong={"b"})
+def calls_a_wrong_combine(local_a, local_b, C):
+    a, b = local_a.copy(), local_b.copy()
+    for s in range(C, len(a), C):
+        a[s:s + C], b[s:s + C] = affine_combine((a[s - 1], b[s - 1]),
+                                                (local_a[s:s + C], local_b[s:s + C]))
+    return a, b
+
+
+def fixup_with_the_right_combine(local_a, local_b, C):
+    """Right, calling a (right) affine_combine of the learner's own."""
+    a, b = local_a.copy(), local_b.copy()
+    for s in range(C, len(a), C):
+        carry = (a[s - 1], b[s - 1])
+        a[s:s + C], b[s:s + C] = _right_combine(carry, (local_a[s:s + C], local_b[s:s + C]))
+    return a, b
+
+
+def _right_combine(left, right):
+    (a1, b1), (a2, b2) = left, right
+    return a1 * a2, a2 * b1 + b2
+
+
+ALTERNATIVES = [fixup_with_the_right_combine]

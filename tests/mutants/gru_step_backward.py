@@ -98,3 +98,46 @@ def forgot_a_key(x, h, params, dh_new):
 def returns_a_tuple(x, h, params, dh_new):
     g = _learner(x, h, params, dh_new)
     return g["x"], g["h"]
+
+
+# --- more wrong answers (issue 11) and right answers written differently ------------------
+
+def _slipped(x, h, params, dh_new, *, tanh_slip=False, sigmoid_slip=False):
+    """The backward pass written by another learner: σ' and tanh' spelled out."""
+    r, z, n, hn = _forward(x, h, params)
+    dan = dh_new * (1 - z) * (1 if tanh_slip else 1 - n ** 2)
+    daz = dh_new * (h - n) * (1 if sigmoid_slip else z * (1 - z))
+    dar = dan * hn * r * (1 - r)
+    d_in = np.concatenate([dar, daz, dan], axis=1)
+    d_rec = np.concatenate([dar, daz, dan * r], axis=1)
+    return {"x": d_in @ params["weight_ih"], "h": d_rec @ params["weight_hh"] + dh_new * z,
+            "weight_ih": d_in.T @ x, "weight_hh": d_rec.T @ h,
+            "bias_ih": d_in.sum(axis=0), "bias_hh": d_rec.sum(axis=0)}
+
+
+@mutant(MUTANTS, "the derivative of tanh is missing",
+        wrong={"x", "h", "weight_ih", "weight_hh", "bias_ih", "bias_hh"})
+def candidate_derivative_forgotten(x, h, params, dh_new):
+    return _slipped(x, h, params, dh_new, tanh_slip=True)
+
+
+@mutant(MUTANTS, "the derivative of σ is missing from the update gate",
+        wrong={"x", "h", "weight_ih", "weight_hh", "bias_ih", "bias_hh"})
+def update_gate_derivative_forgotten(x, h, params, dh_new):
+    return _slipped(x, h, params, dh_new, sigmoid_slip=True)
+
+
+def gru_backward_with_torch_autograd(x, h, params, dh_new):
+    """Right: torch.nn.GRUCell in float64, the gradients by autograd."""
+    import torch
+    cell = torch.nn.GRUCell(x.shape[1], h.shape[1]).double()
+    with torch.no_grad():
+        for name, value in params.items():
+            getattr(cell, name).copy_(torch.from_numpy(value))
+    xt, ht = torch.tensor(x, requires_grad=True), torch.tensor(h, requires_grad=True)
+    (cell(xt, ht) * torch.from_numpy(dh_new)).sum().backward()
+    return {"x": xt.grad.numpy(), "h": ht.grad.numpy(),
+            **{name: getattr(cell, name).grad.numpy() for name in params}}
+
+
+ALTERNATIVES = [gru_backward_with_torch_autograd]

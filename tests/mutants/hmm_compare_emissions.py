@@ -66,3 +66,56 @@ def stays(obs_model, obs_target, n_symbols):
         same = obs[:, 1:] == obs[:, :-1]
         out[key] = float(same.mean()) if same.size else 0.0
     return out
+
+
+# --- the guard for sequences of one symbol (issue 11), more wrong and right answers ---------
+
+@mutant(MUTANTS, "a sequence of one symbol (T = 1) has no consecutive pairs")
+def mean_of_no_pairs(obs_model, obs_target, n_symbols):
+    out = {}
+    for name, obs in (("model", obs_model), ("target", obs_target)):
+        out[f"freq_{name}"] = np.bincount(obs.ravel(), minlength=n_symbols) / obs.size
+        out[f"switch_{name}"] = float(np.mean(obs[:, 1:] != obs[:, :-1]))   # NaN when T = 1
+    out["total_variation"] = 0.5 * np.abs(out["freq_model"] - out["freq_target"]).sum()
+    return out
+
+
+@mutant(MUTANTS, "you counted the pairs that STAY", wrong={"switch_model", "switch_target"})
+def stays_with_diff(obs_model, obs_target, n_symbols):
+    out = correct(obs_model, obs_target, n_symbols)
+    for key, obs in (("switch_model", obs_model), ("switch_target", obs_target)):
+        out[key] = float(np.mean(np.diff(obs, axis=1) == 0)) if obs.shape[1] > 1 else 0.0
+    return out
+
+
+@mutant(MUTANTS, "no known mistake matches your result", wrong={"total_variation"})
+def largest_gap_not_total(obs_model, obs_target, n_symbols):
+    # the largest single difference, max_m |p_m − q_m|, for the total variation
+    out = correct(obs_model, obs_target, n_symbols)
+    out["total_variation"] = np.abs(out["freq_model"] - out["freq_target"]).max()
+    return out
+
+
+@mutant(MUTANTS, "One frequency per symbol, zeros included", wrong={"freq_model"})
+def frequencies_of_the_symbols_seen(obs_model, obs_target, n_symbols):
+    out = correct(obs_model, obs_target, n_symbols)
+    out["freq_model"] = np.unique(obs_model, return_counts=True)[1] / obs_model.size
+    out["freq_target"] = np.unique(obs_target, return_counts=True)[1] / obs_target.size
+    return out
+
+
+def emissions_with_torch(obs_model, obs_target, n_symbols):
+    """Right, with torch.bincount and float64 means, converted back to NumPy."""
+    import torch
+    out = {}
+    for name, obs in (("model", obs_model), ("target", obs_target)):
+        o = torch.from_numpy(obs)
+        out[f"freq_{name}"] = (torch.bincount(o.flatten(), minlength=n_symbols).double()
+                               / o.numel()).numpy()
+        pairs = (o[:, 1:] != o[:, :-1]).double()
+        out[f"switch_{name}"] = pairs.mean().item() if pairs.numel() else 0.0
+    out["total_variation"] = 0.5 * np.abs(out["freq_model"] - out["freq_target"]).sum()
+    return out
+
+
+ALTERNATIVES = [emissions_with_torch]

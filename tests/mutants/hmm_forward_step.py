@@ -19,7 +19,10 @@ def correct(log_alpha, log_A, log_b):
         for j in range(K):
             terms = log_alpha[n] + log_A[:, j]
             top = terms.max()
-            out[n, j] = top + np.log(np.exp(terms - top).sum()) + log_b[n, j]
+            if top == -np.inf:                          # no path reaches j: log 0
+                out[n, j] = -np.inf
+            else:
+                out[n, j] = top + np.log(np.exp(terms - top).sum()) + log_b[n, j]
     return out
 
 
@@ -57,3 +60,55 @@ def in_probability_space(log_alpha, log_A, log_b):
 @mutant(MUTANTS, "the log terms were summed", wrong={"log_alpha_new"})
 def sum_of_logs(log_alpha, log_A, log_b):
     return (log_alpha[:, :, None] + log_A).sum(axis=1) + log_b
+
+
+# --- the −inf guard (issue 11): a left-to-right HMM with unreached states -------------------
+
+@mutant(MUTANTS, "the max shift has no −inf guard")
+def max_shift_without_guard(log_alpha, log_A, log_b):
+    scores = log_alpha[:, :, None] + log_A[None, :, :]
+    m = scores.max(axis=1, keepdims=True)                  # −inf where no path reaches j
+    return np.log(np.exp(scores - m).sum(axis=1)) + m[:, 0, :] + log_b
+
+
+@mutant(MUTANTS, "max instead of a sum", wrong={"log_alpha_new"})
+def best_predecessor_only(log_alpha, log_A, log_b):
+    out = np.empty_like(log_alpha)
+    for j in range(log_A.shape[1]):
+        out[:, j] = np.max(log_alpha + log_A[:, j], axis=1) + log_b[:, j]
+    return out
+
+
+@mutant(MUTANTS, "summed over the wrong axis", wrong={"log_alpha_new"})
+def logsumexp_over_the_next_state(log_alpha, log_A, log_b):
+    from scipy.special import logsumexp
+    return logsumexp(log_alpha[:, :, None] + log_A[None], axis=2) + log_b
+
+
+@mutant(MUTANTS, "no known mistake matches your result", wrong={"log_alpha_new"})
+def emission_inside_the_max_only(log_alpha, log_A, log_b):
+    # log b added to the shift m but not to the sum: right only where one term dominates
+    from scipy.special import logsumexp
+    scores = log_alpha[:, :, None] + log_A[None]
+    return logsumexp(scores, axis=1) + np.max(log_b, axis=1, keepdims=True)
+
+
+def forward_step_with_scipy(log_alpha, log_A, log_b):
+    """Right, with scipy's logsumexp (which guards the shift itself)."""
+    from scipy.special import logsumexp
+    return logsumexp(log_alpha[:, :, None] + log_A[None], axis=1) + log_b
+
+
+def forward_step_with_logaddexp(log_alpha, log_A, log_b):
+    """Right, folding np.logaddexp over the previous state."""
+    return np.logaddexp.reduce(log_alpha[:, :, None] + log_A[None], axis=1) + log_b
+
+
+def forward_step_with_torch(log_alpha, log_A, log_b):
+    """Right, with torch.logsumexp, converted back to NumPy."""
+    import torch
+    scores = torch.from_numpy(log_alpha)[:, :, None] + torch.from_numpy(log_A)[None]
+    return (torch.logsumexp(scores, dim=1) + torch.from_numpy(log_b)).numpy()
+
+
+ALTERNATIVES = [forward_step_with_scipy, forward_step_with_logaddexp, forward_step_with_torch]

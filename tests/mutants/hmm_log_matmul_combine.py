@@ -43,3 +43,57 @@ def unshifted(L1, L2):
 @mutant(MUTANTS, "L2 used transposed", wrong={"L"})
 def rows_of_L2(L1, L2):
     return correct(L1, np.swapaxes(L2, -1, -2))
+
+
+# --- the −inf guard (issue 11): a row of L1 and a column of L2 that are −inf everywhere -----
+
+@mutant(MUTANTS, "the max shift has no −inf guard")
+def shift_without_guard(L1, L2):
+    r = L1.max(axis=-1, keepdims=True)                      # −inf on a row of −inf
+    c = L2.max(axis=-2, keepdims=True)
+    with np.errstate(divide="ignore"):
+        return np.log(np.exp(L1 - r) @ np.exp(L2 - c)) + r + c
+
+
+@mutant(MUTANTS, "operands in the wrong order", wrong={"L"})
+def later_first_by_matmul(L1, L2):
+    r = np.where(np.isfinite(L2.max(axis=-1, keepdims=True)), L2.max(axis=-1, keepdims=True), 0)
+    c = np.where(np.isfinite(L1.max(axis=-2, keepdims=True)), L1.max(axis=-2, keepdims=True), 0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.exp(L2 - r) @ np.exp(L1 - c)) + r + c
+
+
+@mutant(MUTANTS, "only the row maxima were added back", wrong={"L"})
+def column_shift_not_added_back(L1, L2):
+    r = np.max(L1, axis=2, keepdims=True)
+    c = np.max(L2, axis=1, keepdims=True)
+    r, c = np.where(np.isinf(r), 0.0, r), np.where(np.isinf(c), 0.0, c)
+    with np.errstate(divide="ignore"):
+        return np.log(np.matmul(np.exp(L1 - r), np.exp(L2 - c))) + r
+
+
+def log_matmul_with_scipy(L1, L2):
+    """Right, by scipy's logsumexp over the middle index."""
+    from scipy.special import logsumexp
+    return logsumexp(L1[..., :, :, None] + L2[..., None, :, :], axis=-2)
+
+
+def log_matmul_in_a_loop(L1, L2):
+    """Right, entry by entry with np.logaddexp.reduce."""
+    T, K, _ = L1.shape
+    out = np.empty_like(L1)
+    for t in range(T):
+        for i in range(K):
+            for j in range(K):
+                out[t, i, j] = np.logaddexp.reduce(L1[t, i, :] + L2[t, :, j])
+    return out
+
+
+def log_matmul_with_torch(L1, L2):
+    """Right, with torch.logsumexp, converted back to NumPy."""
+    import torch
+    s = torch.from_numpy(L1)[..., :, :, None] + torch.from_numpy(L2)[..., None, :, :]
+    return torch.logsumexp(s, dim=-2).numpy()
+
+
+ALTERNATIVES = [log_matmul_with_scipy, log_matmul_in_a_loop, log_matmul_with_torch]

@@ -66,3 +66,27 @@ def starts_at_zero(backpointers, last_state):
     for t in range(T - 1, 0, -1):
         path[:, t - 1] = backpointers[np.arange(N), t, path[:, t]]
     return path
+
+
+# --- more wrong answers (issue 11) and right answers written differently -----------------
+
+@mutant(MUTANTS, "the path comes out reversed", wrong={"path"})
+def appended_not_reversed(backpointers, last_state):
+    N, T, _ = backpointers.shape
+    path = [np.asarray(last_state)]
+    for t in range(T - 1, 0, -1):
+        path.append(backpointers[np.arange(N), t, path[-1]])
+    return np.stack(path, axis=1)
+
+
+def backtrack_vectorised(backpointers, last_state):
+    """Right, all sequences at once, filled from the end."""
+    N, T, _ = backpointers.shape
+    path = np.empty((N, T), dtype=np.int64)
+    path[:, -1] = last_state
+    for t in range(T - 1, 0, -1):
+        path[:, t - 1] = np.take_along_axis(backpointers[:, t], path[:, t:t + 1], axis=1)[:, 0]
+    return path
+
+
+ALTERNATIVES = [backtrack_vectorised]

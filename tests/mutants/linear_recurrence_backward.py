@@ -54,3 +54,41 @@ def h0_gets_g0(a, h, h0, grad_h):
         g[t] = g[t] + a[t + 1] * g[t + 1]
     h_prev = np.concatenate([h0[None], h[:-1]])
     return {"a": g * h_prev, "b": g, "h0": g[0]}
+
+
+# --- more wrong answers (issue 11) and right answers written differently -----------------
+
+@mutant(MUTANTS, "the loop runs forwards in time", wrong={"a", "b", "h0"})
+def carried_forwards(a, h, h0, grad_h):
+    g = grad_h.copy()
+    for t in range(1, len(a)):
+        g[t] = g[t] + a[t] * g[t - 1]
+    h_prev = np.concatenate([h0[None], h[:-1]])
+    return {"a": g * h_prev, "b": g, "h0": a[0] * g[0]}
+
+
+def backward_by_torch_autograd(a, h, h0, grad_h):
+    """Right: the recurrence run forwards in torch (b recovered from h), gradients by autograd."""
+    import torch
+    h_prev = np.concatenate([h0[None], h[:-1]])
+    at = torch.tensor(a, requires_grad=True)
+    bt = torch.tensor(h - a * h_prev, requires_grad=True)
+    state = torch.tensor(h0, requires_grad=True)
+    start, states = state, []
+    for t in range(len(a)):
+        state = at[t] * state + bt[t]
+        states.append(state)
+    (torch.stack(states) * torch.from_numpy(grad_h)).sum().backward()
+    return {"a": at.grad.numpy(), "b": bt.grad.numpy(), "h0": start.grad.numpy()}
+
+
+def backward_as_a_reversed_scan(a, h, h0, grad_h):
+    """Right: g is the linear recurrence g_t = a_{t+1} g_{t+1} + grad_h_t run backwards."""
+    from minirec.scan.reference import linear_recurrence
+    a_next = np.concatenate([a[1:], np.zeros_like(a[:1])])
+    g = linear_recurrence(a_next[::-1], grad_h[::-1])[::-1]
+    h_prev = np.concatenate([h0[None], h[:-1]])
+    return {"a": g * h_prev, "b": g, "h0": a[0] * g[0]}
+
+
+ALTERNATIVES = [backward_by_torch_autograd, backward_as_a_reversed_scan]

@@ -88,3 +88,52 @@ def prompt_counted_once(q, k, v, k_enc, v_enc):
 @mutant(MUTANTS, "φ not applied to the encoder keys", wrong={"o"})
 def raw_encoder_keys(q, k, v, k_enc, v_enc):
     return _causal(q, k, v, k_enc.T @ v_enc, k_enc.sum(axis=0))
+
+
+# --- more wrong answers (issue 11) and right answers written differently -----------------
+
+@mutant(MUTANTS, "the encoder sum is missing from the normaliser", wrong={"o"})
+def denominator_without_the_prompt(q, k, v, k_enc, v_enc):
+    S = phi(k_enc).T @ v_enc
+    o = np.zeros((len(q), v.shape[1]))
+    z = np.zeros(k.shape[1])
+    for t in range(len(q)):
+        S = S + np.outer(phi(k[t]), v[t])
+        z = z + phi(k[t])                           # z_enc left out
+        o[t] = phi(q[t]) @ S / (phi(q[t]) @ z)
+    return o
+
+
+@mutant(MUTANTS, "no known mistake matches your result", wrong={"o"})
+def divided_by_the_number_of_keys(q, k, v, k_enc, v_enc):
+    # an average over the M + t + 1 visible keys instead of the φ(q)·z normaliser: no suspect
+    S = phi(k_enc).T @ v_enc
+    o = np.zeros((len(q), v.shape[1]))
+    for t in range(len(q)):
+        S = S + np.outer(phi(k[t]), v[t])
+        o[t] = phi(q[t]) @ S / (len(k_enc) + t + 1)
+    return o
+
+
+def prefix_attention_by_cumsum(q, k, v, k_enc, v_enc):
+    """Right, the causal part as cumulative sums on top of the encoder sums."""
+    fq, fk = phi(q), phi(k)
+    S = phi(k_enc).T @ v_enc + np.cumsum(fk[:, :, None] * v[:, None, :], axis=0)
+    z = phi(k_enc).sum(axis=0) + np.cumsum(fk, axis=0)
+    return np.einsum("tk,tkv->tv", fq, S) / np.einsum("tk,tk->t", fq, z)[:, None]
+
+
+def prefix_attention_with_torch(q, k, v, k_enc, v_enc):
+    """Right, the masked (T, M + T) form with torch's elu, converted back to NumPy."""
+    import torch
+    f = lambda x: torch.nn.functional.elu(torch.from_numpy(x)) + 1.0
+    T, M = len(q), len(k_enc)
+    keys = torch.cat([f(k_enc), f(k)])
+    values = torch.cat([torch.from_numpy(v_enc), torch.from_numpy(v)])
+    mask = torch.cat([torch.ones(T, M, dtype=torch.float64),
+                      torch.tril(torch.ones(T, T, dtype=torch.float64))], dim=1)
+    A = (f(q) @ keys.T) * mask
+    return (A @ values / A.sum(dim=1, keepdim=True)).numpy()
+
+
+ALTERNATIVES = [prefix_attention_by_cumsum, prefix_attention_with_torch]

@@ -65,3 +65,35 @@ def per_sequence_accuracies(logits, targets):
     pred = logits.argmax(-1)
     m = targets != -100
     return ((pred == targets) & m).sum(axis=0) / m.sum(axis=0)
+
+
+# --- engine diagnoses (issue 11): wrong answers the check engine names by itself ----------------
+
+@mutant(MUTANTS, "a percentage instead of a fraction", wrong={"accuracy"})
+def percentage(logits, targets):
+    asked = targets != -100
+    return 100.0 * float((logits.argmax(-1)[asked] == targets[asked]).mean())
+
+
+@mutant(MUTANTS, "an integer division", wrong={"accuracy"})
+def integer_division(logits, targets):
+    asked = targets != -100
+    hits = int((logits.argmax(-1) == targets)[asked].sum())
+    return hits // int(asked.sum())
+
+
+def accuracy_with_torch(logits, targets):
+    """Right, the torch idiom: a float32 mean of the hits (within float32 rounding)."""
+    import torch
+    pred, tgt = torch.from_numpy(logits).argmax(-1), torch.from_numpy(targets)
+    asked = tgt != -100
+    return (pred[asked] == tgt[asked]).float().mean().item()
+
+
+def accuracy_with_a_masked_array(logits, targets):
+    """Right, with NumPy's masked arrays."""
+    hits = np.ma.masked_array(logits.argmax(-1) == targets, mask=targets == -100)
+    return float(hits.mean())
+
+
+ALTERNATIVES = [accuracy_with_torch, accuracy_with_a_masked_array]

@@ -67,3 +67,37 @@ def b_and_c_swapped(h, x_t, delta_t, A, B_t, C_t):
 def y_sums_over_channels(h, x_t, delta_t, A, B_t, C_t):
     h_new = np.exp(delta_t[:, :, None] * A) * h + (delta_t * x_t)[:, :, None] * B_t[:, None, :]
     return h_new, (h_new * C_t[:, None, :]).sum(axis=1)
+
+
+# --- more wrong answers (issue 11) and right answers written differently -----------------
+
+@mutant(MUTANTS, "x_t is missing from the input term", wrong={"h_new", "y_t"})
+def input_without_x(h, x_t, delta_t, A, B_t, C_t):
+    h_new = np.exp(delta_t[:, :, None] * A) * h + delta_t[:, :, None] * B_t[:, None, :]
+    return h_new, np.einsum("bdn,bn->bd", h_new, C_t)
+
+
+@mutant(MUTANTS, "no known mistake matches your result", wrong={"h_new", "y_t"})
+def input_scaled_by_the_decay(h, x_t, delta_t, A, B_t, C_t):
+    # the input written through Ā as well: Ā (h + Δ B x), no suspect
+    a = np.exp(delta_t[:, :, None] * A)
+    h_new = a * (h + (delta_t * x_t)[:, :, None] * B_t[:, None, :])
+    return h_new, np.einsum("bdn,bn->bd", h_new, C_t)
+
+
+def selective_step_with_torch(h, x_t, delta_t, A, B_t, C_t):
+    """Right, with torch tensors, converted back to NumPy."""
+    import torch
+    h, x_t, delta_t, A, B_t, C_t = (torch.from_numpy(a) for a in (h, x_t, delta_t, A, B_t, C_t))
+    h_new = torch.exp(delta_t[..., None] * A) * h + (delta_t * x_t)[..., None] * B_t[:, None, :]
+    return h_new.numpy(), (h_new @ C_t[..., None])[..., 0].numpy()
+
+
+def selective_step_by_einsum(h, x_t, delta_t, A, B_t, C_t):
+    """Right, the outer products by einsum."""
+    decay = np.exp(np.einsum("bd,dn->bdn", delta_t, A))
+    h_new = decay * h + np.einsum("bd,bd,bn->bdn", delta_t, x_t, B_t)
+    return h_new, np.einsum("bdn,bn->bd", h_new, C_t)
+
+
+ALTERNATIVES = [selective_step_with_torch, selective_step_by_einsum]

@@ -95,3 +95,78 @@ def cell_updated_in_place(x, state, params):
     c *= sigmoid(a_f)
     c += sigmoid(a_i) * np.tanh(a_g)
     return sigmoid(a_o) * np.tanh(c), c
+
+
+# --- the wrong gate (issue 11), more wrong answers and right answers written differently ----
+
+@mutant(MUTANTS, "the wrong gate: i where o belongs", wrong={"h_new"})
+def input_gate_on_the_output(x, state, params):
+    h, c = state
+    a_i, a_f, a_g, a_o = np.split(_pre(x, h, params), 4, axis=1)
+    i = sigmoid(a_i)
+    c_new = sigmoid(a_f) * c + i * np.tanh(a_g)
+    return i * np.tanh(c_new), c_new
+
+
+@mutant(MUTANTS, "the wrong gate: o where i belongs", wrong={"h_new", "c_new"})
+def output_gate_writes(x, state, params):
+    h, c = state
+    a_i, a_f, a_g, a_o = np.split(_pre(x, h, params), 4, axis=1)
+    o = sigmoid(a_o)
+    c_new = sigmoid(a_f) * c + o * np.tanh(a_g)
+    return o * np.tanh(c_new), c_new
+
+
+@mutant(MUTANTS, "the input gate is missing", wrong={"h_new", "c_new"})
+def candidate_ungated(x, state, params):
+    h, c = state
+    a_i, a_f, a_g, a_o = np.split(_pre(x, h, params), 4, axis=1)
+    c_new = sigmoid(a_f) * c + np.tanh(a_g)
+    return sigmoid(a_o) * np.tanh(c_new), c_new
+
+
+@mutant(MUTANTS, "bias missing: bias_hh is missing", wrong={"h_new", "c_new"})
+def recurrent_bias_forgotten(x, state, params):
+    h, c = state
+    a = x @ params["weight_ih"].T + params["bias_ih"] + h @ params["weight_hh"].T
+    a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)
+    c_new = sigmoid(a_f) * c + sigmoid(a_i) * np.tanh(a_g)
+    return sigmoid(a_o) * np.tanh(c_new), c_new
+
+
+@mutant(MUTANTS, "no known mistake matches your result", wrong={"h_new", "c_new"})
+def forget_gate_complement(x, state, params):
+    # a coupled input-forget gate (c' = f c + (1 − f) g, as in some GRU-like variants): no suspect
+    h, c = state
+    a_i, a_f, a_g, a_o = np.split(_pre(x, h, params), 4, axis=1)
+    f = sigmoid(a_f)
+    c_new = f * c + (1 - f) * np.tanh(a_g)
+    return sigmoid(a_o) * np.tanh(c_new), c_new
+
+
+def lstm_with_torch_cell(x, state, params):
+    """Right: torch.nn.LSTMCell in float64 with the case's weights, converted back to NumPy."""
+    import torch
+    h, c = state
+    cell = torch.nn.LSTMCell(x.shape[1], h.shape[1]).double()
+    with torch.no_grad():
+        for name, value in params.items():
+            getattr(cell, name).copy_(torch.from_numpy(value))
+        h_new, c_new = cell(torch.from_numpy(x), (torch.from_numpy(h), torch.from_numpy(c)))
+    return h_new.numpy(), c_new.numpy()
+
+
+def lstm_by_einsum(x, state, params):
+    """Right, the four gates as one (B, 4, H) einsum."""
+    h, c = state
+    B, H = h.shape
+    W_i = params["weight_ih"].reshape(4, H, -1)
+    W_h = params["weight_hh"].reshape(4, H, H)
+    a = (np.einsum("ghd,bd->bgh", W_i, x) + np.einsum("ghk,bk->bgh", W_h, h)
+         + (params["bias_ih"] + params["bias_hh"]).reshape(4, H))
+    i, f, o = sigmoid(a[:, 0]), sigmoid(a[:, 1]), sigmoid(a[:, 3])
+    c_new = f * c + i * np.tanh(a[:, 2])
+    return o * np.tanh(c_new), c_new
+
+
+ALTERNATIVES = [lstm_with_torch_cell, lstm_by_einsum]

@@ -45,3 +45,62 @@ def normalised(M, k, v, theta):
 @mutant(MUTANTS, "it looks transposed", wrong={"M_new"})
 def outer_the_wrong_way(M, k, v, theta):
     return M.T + theta * np.outer(k, v - M @ k)
+
+
+# --- engine diagnoses (issue 11): wrong answers the check engine names by itself ----------------
+
+@mutant(MUTANTS, "a dot product where an outer product belongs")
+def dot_for_outer(M, k, v, theta):
+    return M + theta * (v - M @ k) @ k
+
+
+@mutant(MUTANTS, "a dot product where an outer product belongs")
+def np_dot_for_outer(M, k, v, theta):
+    err = v - M.dot(k)
+    return M + theta * np.dot(err, k)
+
+
+@mutant(MUTANTS, "an element-wise product where an outer product belongs")
+def elementwise_for_outer(M, k, v, theta):
+    return M + theta * (v - M @ k) * k
+
+
+@mutant(MUTANTS, "`k @ M` multiplies (5,) and (3, 5)")
+def key_on_the_left(M, k, v, theta):
+    return M + theta * np.outer(v - k @ M, k)
+
+
+@mutant(MUTANTS, "float32 rounding in your computation", wrong={"M_new"})
+def torch_in_float32(M, k, v, theta):
+    # torch.tensor(...).float(): every step in float32, the result converted back to float64
+    import torch
+    Mt, kt, vt = (torch.tensor(a).float() for a in (M, k, v))
+    return (Mt + theta * torch.outer(vt - Mt @ kt, kt)).double().numpy()
+
+
+def delta_in_a_loop(M, k, v, theta):
+    """Right, entry by entry."""
+    M_new = M.copy()
+    for i in range(M.shape[0]):
+        error = v[i] - sum(M[i, j] * k[j] for j in range(M.shape[1]))
+        for j in range(M.shape[1]):
+            M_new[i, j] = M[i, j] + theta * error * k[j]
+    return M_new
+
+
+def delta_with_torch(M, k, v, theta):
+    """Right, with torch ops in float64."""
+    import torch
+    Mt, kt, vt = (torch.from_numpy(a) for a in (M, k, v))
+    return (Mt + theta * torch.outer(vt - Mt @ kt, kt)).numpy()
+
+
+ALTERNATIVES = [delta_in_a_loop, delta_with_torch]
+
+
+# --- more wrong answers (issue 11, A2) -----------------------------------------------------
+
+@mutant(MUTANTS, "right on case 3 but wrong on cases 1, 2, 4", wrong={"M_new"})
+def theta_on_the_target_only(M, k, v, theta):
+    # θ scales v but not the memory's prediction: (θ v − M k) kᵀ, no suspect
+    return M + np.outer(theta * v - M @ k, k)

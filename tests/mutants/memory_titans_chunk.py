@@ -69,3 +69,36 @@ def every_step_returned(M, S, k, v, q, eta, theta, alpha):
     S_all = linear_recurrence(eta[:, None, None], -theta[:, None, None] * G, S)
     M_all = linear_recurrence((1 - alpha)[:, None, None], S_all, M)
     return np.einsum("tij,tj->ti", M_all, q), M_all, S_all
+
+
+# --- more wrong answers (issue 11) and right answers written differently -----------------
+
+@mutant(MUTANTS, "every y_t reads the chunk's first memory", wrong={"y"})
+def retrieval_from_the_start(M, S, k, v, q, eta, theta, alpha):
+    G = np.stack([_grad(M, k[t], v[t]) for t in range(len(k))])
+    S_all = linear_recurrence(eta[:, None, None], -theta[:, None, None] * G, S)
+    M_all = linear_recurrence((1 - alpha)[:, None, None], S_all, M)
+    return q @ M.T, M_all[-1], S_all[-1]
+
+
+@mutant(MUTANTS, "α is the forgetting rate, not the retention", wrong={"y", "M_new"})
+def alpha_kept(M, S, k, v, q, eta, theta, alpha):
+    M0, ys = M, []
+    for t in range(len(k)):
+        S = eta[t] * S - theta[t] * _grad(M0, k[t], v[t])
+        M = alpha[t] * M + S
+        ys.append(M @ q[t])
+    return np.array(ys), M, S
+
+
+def chunk_in_a_loop(M, S, k, v, q, eta, theta, alpha):
+    """Right, step by step with the gradients frozen at the chunk's first memory."""
+    M0, ys = M, []
+    for t in range(len(k)):
+        S = eta[t] * S - theta[t] * _grad(M0, k[t], v[t])
+        M = (1 - alpha[t]) * M + S
+        ys.append(M @ q[t])
+    return np.array(ys), M, S
+
+
+ALTERNATIVES = [chunk_in_a_loop]

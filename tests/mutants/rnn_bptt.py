@@ -166,3 +166,37 @@ def adds_into_grad_outputs(x, h0, params, grad_outputs):
         dx[t] = g["x"]
         dh_next = g["h"]
     return {**grads, "x": dx, "h0": dh_next}
+
+
+# --- more wrong answers (issue 11) and right answers written differently ------------------
+
+@mutant(MUTANTS, "averaged over time (divided by T)", wrong=set(WEIGHTS))
+def weight_gradients_averaged(x, h0, params, grad_outputs):
+    out = correct(x, h0, params, grad_outputs)
+    return {k: v / len(x) if k in WEIGHTS else v for k, v in out.items()}
+
+
+@mutant(MUTANTS, "no known mistake matches your result", wrong={"h0"})
+def h0_gradient_through_the_weights(x, h0, params, grad_outputs):
+    # ∂L/∂h0 taken as the last step's ∂/∂h times W_hh once more: a step too many, no suspect
+    out = correct(x, h0, params, grad_outputs)
+    out["h0"] = out["h0"] @ params["weight_hh"]
+    return out
+
+
+def bptt_with_torch_autograd(x, h0, params, grad_outputs):
+    """Right: the forward loop in torch (float64), the gradients by autograd."""
+    import torch
+    p = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    xt, h = torch.tensor(x, requires_grad=True), torch.tensor(h0, requires_grad=True)
+    h_first, outputs = h, []
+    for t in range(len(x)):
+        h = torch.tanh(xt[t] @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T
+                       + p["bias_hh"])
+        outputs.append(h)
+    (torch.stack(outputs) * torch.from_numpy(grad_outputs)).sum().backward()
+    return {**{k: v.grad.numpy() for k, v in p.items()}, "x": xt.grad.numpy(),
+            "h0": h_first.grad.numpy()}
+
+
+ALTERNATIVES = [bptt_with_torch_autograd]

@@ -76,3 +76,21 @@ def w1_not_transposed(h, r_prev, router):
 def pair_in_wrong_order(h, r_prev, router):
     r = gru_step(h @ router["W1"].T, r_prev, router["gru"])
     return r, r @ router["W2"].T
+
+
+# --- right answers written differently (issue 11) ----------------------------------------
+
+def router_with_torch_cell(h, r_prev, router):
+    """Right: torch.nn.GRUCell (float64) with the router's GRU weights."""
+    import torch
+    g = router["gru"]
+    cell = torch.nn.GRUCell(g["weight_ih"].shape[1], r_prev.shape[1]).double()
+    with torch.no_grad():
+        for name, value in g.items():
+            getattr(cell, name).copy_(torch.from_numpy(value))
+        x = torch.from_numpy(h) @ torch.from_numpy(router["W1"]).T
+        r = cell(x, torch.from_numpy(r_prev))
+        return (r @ torch.from_numpy(router["W2"]).T).numpy(), r.numpy()
+
+
+ALTERNATIVES = [router_with_torch_cell]

@@ -50,3 +50,34 @@ def top1_counts(probs, indices):
     E = probs.shape[1]
     f = np.bincount(indices[:, 0], minlength=E) / len(indices)
     return E * np.sum(f * probs.mean(axis=0))
+
+
+# --- more wrong answers (issue 11) and right answers written differently -----------------
+
+@mutant(MUTANTS, "no known mistake matches your result", wrong={"loss"})
+def squared_load(probs, indices):
+    # E Σ_e f_e² (the load alone, squared): no suspect
+    E = probs.shape[1]
+    f = np.bincount(indices.ravel(), minlength=E) / indices.size
+    return E * np.sum(f * f)
+
+
+def balance_with_torch(probs, indices):
+    """Right, with torch's one_hot, converted back to a float."""
+    import torch
+    E = probs.shape[1]
+    f = torch.nn.functional.one_hot(torch.from_numpy(indices), E).double().mean(dim=(0, 1))
+    return float(E * (f * torch.from_numpy(probs).mean(dim=0)).sum())
+
+
+def balance_in_a_loop(probs, indices):
+    """Right, counting the choices one by one."""
+    N, E = probs.shape
+    counts = [0] * E
+    for row in indices:
+        for e in row:
+            counts[e] += 1
+    return E * sum(counts[e] / indices.size * probs[:, e].mean() for e in range(E))
+
+
+ALTERNATIVES = [balance_with_torch, balance_in_a_loop]

@@ -57,7 +57,7 @@ def argpartition_then_sort_indices(logits, k):
     return w / w.sum(axis=1, keepdims=True), idx
 
 
-@mutant(MUTANTS, "weights contains NaN", wrong={"weights", "indices"})
+@mutant(MUTANTS, "softmax without the max shift")
 def no_max_shift(logits, k):
     e = np.exp(logits)
     p = e / e.sum(axis=1, keepdims=True)
@@ -71,3 +71,55 @@ def logits_as_weights(logits, k):
     idx = np.argsort(-logits, axis=1)[:, :k]
     w = np.take_along_axis(logits, idx, axis=1)
     return w / w.sum(axis=1, keepdims=True), idx
+
+
+# --- more wrong answers, and right answers written differently (issue 11) -------------------
+
+@mutant(MUTANTS, "sum to 1; and the softmax has no max shift", wrong={"weights"})
+def unshifted_and_not_renormalised(logits, k):
+    e = np.exp(logits)
+    p = e / e.sum(axis=1, keepdims=True)
+    idx = np.argsort(-p, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(p, idx, axis=1), idx
+
+
+@mutant(MUTANTS, "no known mistake matches your result", wrong={"weights", "indices"})
+def argpartition_order(logits, k):
+    # the k best experts, but in the order np.argpartition leaves them, not best first
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p = z / z.sum(axis=1, keepdims=True)
+    idx = np.argpartition(p, -k, axis=1)[:, -k:]
+    w = np.take_along_axis(p, idx, axis=1)
+    return w / w.sum(axis=1, keepdims=True), idx
+
+
+def top_k_with_torch(logits, k):
+    """Right, with torch.softmax and torch.topk, converted back to NumPy."""
+    import torch
+    p = torch.softmax(torch.from_numpy(logits), dim=1)
+    w, idx = torch.topk(p, k, dim=1)
+    return (w / w.sum(dim=1, keepdim=True)).numpy(), idx.numpy()
+
+
+def top_k_with_scipy(logits, k):
+    """Right, with scipy's softmax."""
+    from scipy.special import softmax
+    p = softmax(logits, axis=1)
+    idx = np.argsort(-p, axis=1, kind="stable")[:, :k]
+    w = np.take_along_axis(p, idx, axis=1)
+    return w / w.sum(axis=1, keepdims=True), idx
+
+
+def top_k_in_a_loop(logits, k):
+    """Right, token by token with Python's sorted."""
+    weights, indices = [], []
+    for row in logits:
+        p = np.exp(row - row.max())
+        p /= p.sum()
+        best = sorted(range(len(row)), key=lambda e: -p[e])[:k]
+        weights.append(p[best] / p[best].sum())
+        indices.append(best)
+    return np.array(weights), np.array(indices)
+
+
+ALTERNATIVES = [top_k_with_torch, top_k_with_scipy, top_k_in_a_loop]

@@ -66,3 +66,22 @@ def outputs_before_increments(b, n_steps):
 @mutant(MUTANTS, "Time first", wrong={"program"})
 def batch_first(b, n_steps):
     return correct(b, n_steps).transpose(1, 0, 2)
+
+
+# --- more wrong answers (issue 11) and right answers written differently -----------------
+
+@mutant(MUTANTS, "one increment too few", wrong={"program"})
+def increments_below_b(b, n_steps):
+    k = np.arange(n_steps)[:, None]
+    choice = np.where(k == 0, INPUT, np.where(k < np.asarray(b)[None], INCREMENT, OUTPUT))
+    return np.eye(3)[choice]
+
+
+def program_from_a_choice_table(b, n_steps):
+    """Right: the module chosen at each step, then one-hot by np.eye."""
+    k = np.arange(n_steps)[:, None]
+    choice = np.select([k == 0, k <= np.asarray(b)[None]], [INPUT, INCREMENT], OUTPUT)
+    return np.eye(3)[choice]
+
+
+ALTERNATIVES = [program_from_a_choice_table]

@@ -54,3 +54,25 @@ def permutation_transposed(w):
 @mutant(MUTANTS, "should have shape", wrong={"w_new"})
 def returns_one_row(w):
     return np.roll(w, 1, axis=-1)[0]
+
+
+# --- more wrong answers (issue 11) and right answers written differently -----------------
+
+@mutant(MUTANTS, "nothing moved", wrong={"w_new"})
+def returns_a_copy(w):
+    return w.copy()
+
+
+def increment_by_indexing(w):
+    """Right: new[:, j] = w[:, (j − 1) mod N] by fancy indexing."""
+    N = w.shape[1]
+    return w[:, (np.arange(N) - 1) % N]
+
+
+def increment_with_torch(w):
+    """Right, torch.roll along the digits, converted back to NumPy."""
+    import torch
+    return torch.roll(torch.from_numpy(w), shifts=1, dims=1).numpy()
+
+
+ALTERNATIVES = [increment_by_indexing, increment_with_torch]

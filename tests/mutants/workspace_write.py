@@ -47,3 +47,27 @@ def plain_sum(w, gates, a_onehot):
 @mutant(MUTANTS, "keep it a column")
 def gate_rows_not_kept_as_columns(w, gates, a_onehot):
     return gates[:, 0] * a_onehot + gates[:, 1] * np.roll(w, 1, axis=1) + gates[:, 2] * w
+
+
+# --- more wrong answers (issue 11) and right answers written differently -----------------
+
+@mutant(MUTANTS, "the input and increment gates are swapped", wrong={"w_new"})
+def increment_gate_for_the_input(w, gates, a_onehot):
+    return (gates[:, 1:2] * a_onehot + gates[:, 0:1] * np.roll(w, 1, axis=1)
+            + gates[:, 2:3] * w)
+
+
+@mutant(MUTANTS, "no known mistake matches your result", wrong={"w_new"})
+def gates_renormalised_over_examples(w, gates, a_onehot):
+    # each module's gate divided by its sum over the batch: no suspect
+    g = gates / gates.sum(axis=0, keepdims=True)
+    return g[:, 0:1] * a_onehot + g[:, 1:2] * np.roll(w, 1, axis=1) + g[:, 2:3] * w
+
+
+def write_by_einsum(w, gates, a_onehot):
+    """Right: the proposals stacked on a module axis, contracted with the gates by einsum."""
+    proposals = np.stack([a_onehot, np.roll(w, 1, axis=-1), w], axis=1)   # (B, M, N)
+    return np.einsum("bm,bmn->bn", gates, proposals)
+
+
+ALTERNATIVES = [write_by_einsum]

@@ -458,7 +458,8 @@ assert np.isfinite(ref.linear_recurrence(a32, b32)).all()
 # %% [markdown]
 # While $P_t$ is a normal float the closed form is as accurate as the loop (asserted above); it
 # fails where $P_t$ leaves the floats: after a few thousand steps of $a = 0.9$ in float64, after
-# fewer than a thousand in float32, the precision most networks train in.# %% [markdown]
+# fewer than a thousand in float32, the precision most networks train in.
+#
 # The loop (and every scan of the affine pairs) never forms $P_t$ on its own: each combine
 # multiplies a *bounded* state by one $a$. That is the deep reason to scan maps instead of
 # evaluating the formula.
@@ -505,7 +506,6 @@ assert np.isfinite(h_log).all() and log_err < 1e-10
 # Steps 1 and 3 are embarrassingly parallel; step 2 is a scan of only $\lceil T/C \rceil$ elements.
 
 # %%
-show(ref.chunked)
 print("chunk  work  depth   (T = 4096)")
 for C in [16, 64, 256]:
     c = ref.count_combines("chunked", 4096, chunk=C)
@@ -547,8 +547,14 @@ check_chunk_fixup(chunk_fixup)
 
 # %% [markdown]
 # Here the carries are found by walking the chunks in order (a loop over $T/C$ chunks, cheap); a
-# GPU scans the chunk totals in parallel instead, as step 2 says and `ref.chunked` does. On a long
-# sequence, the two-level scan equals the loop:
+# GPU scans the chunk totals in parallel instead, as step 2 says. Here is the package's version,
+# `ref.chunked`, for any combine, which does:
+
+# %%
+show(ref.chunked)
+
+# %% [markdown]
+# On a long sequence, the two-level scan equals the loop:
 
 # %%
 T, D, C = 1000, 3, 37
@@ -609,16 +615,21 @@ for name, t in timings.items():
 
 # %% [markdown]
 # Read the table as ratios from one run on this machine. The reference pays Python's overhead at
-# every step. The Numba loop is bound by memory, not arithmetic: one multiply-add per 24 bytes
-# read and written (float64 $a_t$, $b_t$ in, $h_t$ out). The chunked kernel reads $a$ and $b$
-# twice, once to compose the chunks' maps and once to re-run them: 40 bytes per step and channel
-# instead of 24, so on $P$ cores it can be at most about $0.6 P$ times as fast as the loop —
-# $1.2$ on two cores — and less when the cores share one memory bus; whether it wins at all here
-# is what the table says. The Torch rows run the same recurrence as whole-tensor operations:
-# the loop pays the overhead of one small operation per step ($T$ of them), the chunked scan that
-# of about $2\sqrt{T}$ larger ones, and the doubling scan does $\lceil \log_2 T \rceil$ passes over
-# the whole array — far more work than the loop, which pays off only where the passes run on
-# thousands of cores.
+# every step. The Numba loop runs on one core and is bound by memory, not arithmetic: one
+# multiply-add per 24 bytes read and written (float64 $a_t$, $b_t$ in, $h_t$ out), and one core
+# alone cannot draw all the bandwidth the memory has. The chunked kernel does twice the loop's
+# work — every chunk is scanned once to compose its map and once more from its carry — but not
+# twice its memory traffic: it takes one group of chunks at a time, small enough that the second
+# pass finds $a$ and $b$ still in the cores' caches (`minirec/scan/numba_cpu.py`), so memory sees
+# the loop's 24 bytes per step and channel. On $P$ cores it can then be up to $P$ times as fast as
+# the loop (if a pass over cached data is free beside one from memory), $P/2$ times if it costs as
+# much, and less where the $P$ cores together saturate one shared memory bus. (Without the cache
+# blocking, $a$ and $b$ would come from memory twice, 40 bytes instead of 24, a cap near $0.6P$.)
+# Where this machine falls is what the table says. The Torch rows run the same recurrence as
+# whole-tensor operations: the loop pays the overhead of one small operation per step ($T$ of
+# them), the chunked scan that of about $2\sqrt{T}$ larger ones, and the doubling scan does
+# $\lceil \log_2 T \rceil$ passes over the whole array — far more work than the loop, which pays
+# off only where the passes run on thousands of cores.
 #
 # ## The Torch twin
 #

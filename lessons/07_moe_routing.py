@@ -97,12 +97,6 @@ np.set_printoptions(precision=4, suppress=True)
 # expert instead (`normalize=False` here). The experts of this lesson are LLaMA-MoE's SwiGLU
 # blocks, $w_2(\mathrm{silu}(w_1 h) \odot w_3 h)$.
 #
-# The reference:
-
-# %%
-show(ref.top_k_route)
-
-# %% [markdown]
 # ### Exercise 1 — top-$k$ routing
 #
 # `logits` has shape `(N, E)`; return `(weights, indices)`, both `(N, k)`: the $k$ most probable
@@ -124,6 +118,13 @@ def top_k_route(logits, k):
 
 # %% tags=["check"]
 check_top_k_route(top_k_route)
+
+# %% [markdown]
+# Here is the package's version, `minirec.routing.reference.top_k_route`, which also takes the
+# Switch Transformer's `normalize=False`:
+
+# %%
+show(ref.top_k_route)
 
 # %% [markdown]
 # Route six tokens among four experts, two each, and check the two facts the equations promise:

@@ -362,34 +362,40 @@ for name in ("workspace", "reads w"):
 
 # %%
 gw, gw_reads, direct = acc["workspace"], acc["reads w"], acc["direct LSTM"]
-assert (gw[:, 0] == 1.0).all() and (gw[:, 1] == 1.0).all()            # exact on seen b
+fits = gw[:, 0] == 1.0                                                # seeds that fit the training set
+assert fits.sum() >= 4 and (gw[fits, 1] == 1.0).all()                 # ... are exact on seen b
 assert (gw[:, 2] == 1.0).sum() >= 3 and (gw[:, 2] < 1.0).any()       # most seeds, not all
 assert direct[:, 0].min() == 1.0 and direct[:, 1].max() < 0.5 and direct[:, 2].max() < 0.5
 assert gw[:, 2].mean() > direct[:, 2].mean() + 0.5
 assert gw_reads[:, 1].mean() < 1.0                                    # reading w costs here
-assert gw_reads[:, 2].mean() <= gw[:, 2].mean() and n_params["reads w"] > 1.9 * n_params["workspace"]
+assert (gw_reads[:, 2] < 1.0).any() and n_params["reads w"] > 1.9 * n_params["workspace"]
 assert n_params["workspace"] < n_params["direct LSTM"]
 
 # %% [markdown]
 # Read the tables from the printed numbers. The direct LSTM learns its training table and fails
 # on both held-out sets: a sum it has not seen is, to it, an unseen row of a table. The workspace
-# model is exact on every interpolation pair from every seed, because its controller's
-# decisions depend on $b$ only and every $b$ below 9 was trained. It extrapolates to $b = 9$ —
+# model is exact on every interpolation pair from every seed that fits its training set, because
+# its controller's decisions depend on $b$ only and every $b$ below 9 was trained (a seed can
+# also stall in training: its final loss then stays high and it fails every set). It
+# extrapolates to $b = 9$ —
 # nine increments, a program longer than any it was trained on — on most seeds but not all: its
 # cue is a number, and "one more increment per unit of $b$" is a rule it can carry one step
 # further, but the training programs (at most eight increments) are equally well fitted by rules
 # that do something else at $b = 9$: the failing seed's count for $b = 9$ above is not nine (or
 # `None`: that program never loads $a$ at all). The controller that
 # also reads the workspace sees at every step a digit that depends on $a$, and that costs it some
-# interpolation pairs; at this scale its extrapolation is no better than the one that reads $b$
-# alone, at twice the parameters.
+# interpolation pairs; it does not extrapolate on every seed either, and it has twice the
+# parameters — with three seeds, this toy cannot say whether reading the workspace helps
+# extrapolation or hurts it.
 #
 # Here are the gate programs the first seed's controller runs for every $b$ (I = input,
 # + = increment, O = output); the last row, $b = 9$, was never trained. Compare them with the
 # hand-set program: nothing forces the controller to increment right after the input, or to load
 # $a$ only once (a repeated input writes the same digit again); any program whose last input is
-# followed by exactly $b$ increments adds. The cell after the printout checks which program this
-# controller found.
+# followed by exactly $b$ increments adds. Once $a$ is loaded, a repeated input and the output
+# module (which leaves the workspace as it is) write the same thing, so which of the two fills a
+# step is arbitrary: the printout can differ from one machine to another. The cell after it
+# checks what every controller that fits its training set found.
 
 # %% tags=["nbval-ignore-output"]
 learned = runs["workspace"][0].model
@@ -399,18 +405,39 @@ letters = np.array(list("I+O"))[programs.argmax(-1).numpy().T]     # (b, K)
 for b_value, row in enumerate(letters):
     print(f"b = {b_value}: {' '.join(row)}")
 
-# %%
-assert all(increments_after_last_input(learned, b_value) == b_value for b_value in range(B_MAX + 1))
-counts_back = all((programs.argmax(-1)[K - b_value:, b_value] == ref.INCREMENT).all()
-                  and not (programs.argmax(-1)[:K - b_value, b_value] == ref.INCREMENT).any()
-                  for b_value in range(1, B_MAX + 1))
-print("increments exactly in the last b steps, for every b:", counts_back)
+# %% tags=["nbval-ignore-output"]
+def module_program(model):
+    """(b, K): the module that each step of the hard-gated controller runs, for a = 0, b = 0 … 9."""
+    with torch.no_grad():
+        gates = model(torch.zeros(B_MAX + 1, dtype=torch.long), torch.arange(B_MAX + 1)).gates
+    return gates.argmax(-1).numpy().T
+
+
+def ends_with_b_increments(steps, b_value):
+    """The last b steps increment and the step before them does not: counting back from the end."""
+    return bool((steps[K - b_value:] == ref.INCREMENT).all() and steps[K - b_value - 1] != ref.INCREMENT)
+
+
+TRAINED_B = range(B_MAX)                                              # b = 0 … 8
+fitted = [r.model for r, fit in zip(runs["workspace"], fits, strict=True) if fit]
+for model in fitted:
+    steps = module_program(model)
+    assert all(increments_after_last_input(model, b_value) == b_value
+               and ends_with_b_increments(steps[b_value], b_value) for b_value in TRAINED_B)
+print(f"{len(fitted)} controllers fit the training set; each ends every trained program with "
+      f"exactly b increments")
+print("the trained b whose program uses the output module, seed by seed:",
+      [[b_value for b_value in TRAINED_B if (module_program(m)[b_value] == ref.OUTPUT).any()]
+       for m in fitted])
 
 # %% [markdown]
-# Where the controller puts its increments is the printed answer above. If they sit in the last
-# $b$ steps, it counts *back from the end*: "increment from step $K - b$ on" is a threshold that
-# moves by one step per unit of $b$, a rule that is linear in the cue and so has a natural
-# continuation to $b = 9$, which is one way to see why a numeric cue can extrapolate at all.
+# Every controller that fits its training set puts its increments in the last $b$ steps, for
+# every trained $b$ (asserted above): it counts *back from the end*. "Increment from step $K - b$
+# on" is a threshold that moves by one step per unit of $b$, a rule that is linear in the cue and
+# so has a natural continuation to $b = 9$, which is one way to see why a numeric cue can
+# extrapolate at all. The output module is never needed here (the answer is read from the last
+# workspace, whatever module wrote it) and never ends a program with $b \ge 1$: where a
+# controller uses it at all, it fills steps between the inputs and the increments.
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3))
@@ -427,12 +454,12 @@ plt.show()
 # %% [markdown]
 # ## The paper, at toy scale
 #
-# | | the paper (abstract) | this toy |
-# |---|---|---|
-# | modules | hand-designed on one-hot digits; then learned MNIST modules | hand-designed on one-hot digits only |
-# | controller | an LSTM learns to select input, increment, output in sequence | the same: trained with soft gates, tested with hard ones; the printed programs above show the sequence |
-# | generalisation | the workspace model outperforms LSTMs and Transformers on unseen additions, interpolation and extrapolation | it outperforms a direct LSTM on both held-out sets in the table above; no Transformer was trained |
-# | size | "fewer parameters" | the parameter counts printed above |
+# | | the paper (abstract) | this toy | verdict |
+# |---|---|---|---|
+# | modules | hand-designed on one-hot digits; then learned MNIST modules | hand-designed on one-hot digits only | partly: the MNIST modules are not reproduced |
+# | controller | an LSTM learns to select input, increment, output in sequence | trained with soft gates, tested with hard ones: every controller that fits its training set loads $a$ and ends its program with exactly $b$ increments, counting back from the end; the output module, a no-op here, never ends a program with $b \ge 1$ and at most fills steps before the increments (printed programs) | partly: input then increment is learned (asserted); not an output step at the end |
+# | generalisation | the workspace model outperforms LSTMs and Transformers on unseen additions, interpolation and extrapolation | it outperforms a direct LSTM on both held-out sets: exact on interpolation for every seed that fits its training set, on extrapolation for most seeds (table above); no Transformer was trained | reproduced against an LSTM (asserted); not against a Transformer |
+# | size | "fewer parameters" | the parameter counts printed above | reproduced (asserted) |
 #
 # Say plainly what the toy shows and what it does not. The increment module generalises by
 # construction; the controller only has to learn to count up to $b$, and the interpolation result
@@ -470,10 +497,11 @@ else:
 # A global workspace splits a computation into specialist modules that propose and a controller
 # that chooses: here, modules that load a digit, add one, or leave the workspace alone, and gates
 # that mix their proposals, $w_{k+1} = \sum_m g_{k,m} M_m(w_k)$. A hand-set program — input, $b$
-# increments, output — adds every pair exactly. An LSTM controller trained with soft gates finds
-# such a program and, tested with hard gates, answers held-out pairs exactly where a direct LSTM
-# only remembers its table; how far the learned count extrapolates depends on what the controller
-# reads and on the seed, as the table shows.
+# increments, output — adds every pair exactly. An LSTM controller trained with soft gates finds a
+# program of its own that adds — load $a$, then $b$ increments counted back from the end — and,
+# tested with hard gates, answers held-out pairs exactly where a direct LSTM only remembers its
+# table; whether the learned count extrapolates to a larger $b$ depends on the seed, as the table
+# shows.
 #
 # **Further reading.** H. Chateau-Laurent, R. VanRullen, *Learning to Chain Operations by Routing
 # Information Through a Global Workspace* (2025). B. J. Baars, *A Cognitive Theory of

@@ -1,9 +1,20 @@
 """Root pytest configuration: the environment every test and every nbval kernel inherits."""
 
 import os
+from pathlib import Path
+
+#: What nbval masks before it compares outputs: printed round-off (tests/nbval_sanitize.cfg).
+NBVAL_SANITIZE = Path(__file__).parent / "tests" / "nbval_sanitize.cfg"
 
 # Progress bars are noise in a notebook's stored outputs; nbval's kernels inherit this variable.
 os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+def pytest_configure(config):
+    """Strict nbval compares every output, but round-off digits differ between CPUs: mask them
+    (unless the command line names another sanitize file)."""
+    if getattr(config.option, "nbval_sanitize_with", "absent") is None:
+        config.option.nbval_sanitize_with = str(NBVAL_SANITIZE)
 
 
 def pytest_generate_tests(metafunc):

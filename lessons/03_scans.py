@@ -39,7 +39,6 @@
 
 # %%
 import math
-import time
 
 import matplotlib.pyplot as plt
 import numba
@@ -55,11 +54,11 @@ from minirec.check import (
     check_linear_recurrence_backward,
 )
 from minirec.hmm import reference as hmm_ref
-from minirec.lesson_tools import best_time, show
+from minirec.lesson_tools import best_time, show, torch_on_one_thread
 from minirec.scan import numba_cpu, numba_cuda, torch_ops
 from minirec.scan import reference as ref
 
-torch.set_num_threads(2)
+torch_on_one_thread()      # tiny models: one torch thread fights no one (minirec.lesson_tools)
 np.set_printoptions(precision=4, suppress=True)
 
 
@@ -593,7 +592,6 @@ print(f"Numba (sequential and chunked) == the reference, T = {Tb}, {Nb} channels
 
 # %% tags=["nbval-ignore-output"]
 ab_t, bb_t = torch.from_numpy(ab), torch.from_numpy(bb)
-time.sleep(0.5)     # let torch's worker threads go idle: they spin after each parallel region
 timings = {
     "NumPy reference (loop)": best_time(lambda: ref.linear_recurrence(ab, bb), repeat=2),
     "Numba sequential": best_time(lambda: numba_cpu.linear_recurrence(ab, bb, method="sequential")),

@@ -54,10 +54,10 @@ from minirec.check import (
     check_attention_combine,
     check_linear_attention_recurrent,
 )
-from minirec.lesson_tools import best_time, show
+from minirec.lesson_tools import best_time, show, torch_on_one_thread
 from minirec.scan import reference as scan
 
-torch.set_num_threads(1)   # the models are tiny: one thread is as fast, and fights no one
+torch_on_one_thread()      # tiny models: one torch thread fights no one (minirec.lesson_tools)
 np.set_printoptions(precision=4, suppress=True)
 
 

@@ -42,11 +42,11 @@ import torch
 from minirec import routing
 from minirec.cells.reference import gru_step
 from minirec.check.routing import check_gru_router_step, check_load_balance_loss, check_top_k_route
-from minirec.lesson_tools import best_time, show
+from minirec.lesson_tools import best_time, show, torch_on_one_thread
 from minirec.routing import experiments
 from minirec.routing import reference as ref
 
-torch.set_num_threads(1)   # the models are tiny: one thread is as fast, and fights no one
+torch_on_one_thread()      # tiny models: one torch thread fights no one (minirec.lesson_tools)
 np.set_printoptions(precision=4, suppress=True)
 
 

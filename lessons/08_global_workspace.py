@@ -43,12 +43,12 @@ from minirec.check.workspace import (
     check_increment_module,
     check_workspace_write,
 )
-from minirec.lesson_tools import show
+from minirec.lesson_tools import show, torch_on_one_thread
 from minirec.workspace import experiments as ex
 from minirec.workspace import reference as ref
 from minirec.workspace import torch_ops as wt
 
-torch.set_num_threads(1)   # the models are tiny: one thread is as fast, and fights no one
+torch_on_one_thread()      # tiny models: one torch thread fights no one (minirec.lesson_tools)
 np.set_printoptions(precision=4, suppress=True)
 
 

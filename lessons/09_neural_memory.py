@@ -48,13 +48,13 @@ from minirec.check.memory import (
     check_titans_chunk,
     check_titans_step,
 )
-from minirec.lesson_tools import best_time, show
+from minirec.lesson_tools import best_time, show, torch_on_one_thread
 from minirec.memory import numba_cpu, torch_ops
 from minirec.memory import reference as ref
 from minirec.scan.reference import linear_recurrence
 from minirec.tasks.streams import random_writes, retrieval_hits, surprise_burst
 
-torch.set_num_threads(1)   # small tensors: one thread is as fast, and fights no one
+torch_on_one_thread()      # tiny models: one torch thread fights no one (minirec.lesson_tools)
 np.set_printoptions(precision=4, suppress=True)
 
 

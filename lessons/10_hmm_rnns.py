@@ -51,9 +51,9 @@ from minirec.check.hmm import (
 )
 from minirec.hmm import emulator as em
 from minirec.hmm import reference as ref
-from minirec.lesson_tools import best_time, show
+from minirec.lesson_tools import best_time, show, torch_on_one_thread
 
-torch.set_num_threads(1)   # the models are tiny: one thread is as fast, and fights no one
+torch_on_one_thread()      # tiny models: one torch thread fights no one (minirec.lesson_tools)
 np.set_printoptions(precision=3, suppress=True)
 
 

@@ -50,7 +50,7 @@ from minirec.check.long_context import (
     check_recall_accuracy,
     check_selective_scan_step,
 )
-from minirec.lesson_tools import best_time, show
+from minirec.lesson_tools import best_time, show, torch_on_one_thread
 from minirec.longcontext import experiments as toys
 from minirec.longcontext import prefix_linear_attention
 from minirec.longcontext import reference as jrt
@@ -59,7 +59,7 @@ from minirec.ssm import reference as ssm_ref
 from minirec.ssm import torch_ops as ssm_torch
 from minirec.tasks import IGNORE, mqar, passkey, read_twice_tokens, set_disjointness
 
-torch.set_num_threads(1)   # the models are tiny: one thread is as fast, and fights no one
+torch_on_one_thread()      # tiny models: one torch thread fights no one (minirec.lesson_tools)
 np.set_printoptions(precision=4, suppress=True, linewidth=110)
 
 
@@ -519,7 +519,6 @@ assert all(cap.acc_long > free.acc_long for free, cap in zip(uncapped, capped, s
 # $\Delta$ on the digit (write it) and a small one on the filler (keep it).
 
 # %% tags=["nbval-ignore-output"]
-torch.set_num_threads(1)   # again: Numba's OpenMP start-up in the Torch scan above reset it to 2
 STATE_SIZES, PASSKEY_SEEDS = (2, 8), (0, 1, 2)
 t0 = time.perf_counter()
 runs = {(n, seed): train_passkey_ssm(n, train_len=32, steps=200, seed=seed)

@@ -1,7 +1,7 @@
 """The ``minirec`` command: regenerate the notebooks from ``lessons/`` and build the website;
 run a learner's exercise notebooks; grade a folder of submissions.
 
-    minirec build [--no-execute] [--no-book] [--check] [LESSON ...]
+    minirec build [--no-execute] [--no-book] [--check] [--timeout S] [LESSON ...]
     minirec book
     minirec check [--timeout S] NOTEBOOK ...
     minirec grade SUBMISSIONS_DIR --out grades.csv [--timeout S] [--sandbox auto|on|off]
@@ -51,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run each blank exercise notebook and fail unless exactly its check cells "
         "raise NotAttempted",
+    )
+    build.add_argument(
+        "--timeout",
+        type=int,
+        default=notebooks.CELL_TIMEOUT_S,
+        metavar="S",
+        help="time limit per notebook cell, in seconds (default "
+        f"{notebooks.CELL_TIMEOUT_S}); raise it when other programs keep the cores busy",
     )
     commands.add_parser(
         "book",
@@ -152,6 +160,9 @@ def _run_grade(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "build" and args.timeout <= 0:
+        print("minirec build: --timeout must be a positive number of seconds", file=sys.stderr)
+        return 2
     if args.command == "check":
         return _run_check(args)
     if args.command == "grade":
@@ -165,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                 book=not args.no_book,
                 check=args.check,
                 root=root,
+                timeout=args.timeout,
             )
             if args.no_book:
                 return 0

@@ -1,7 +1,8 @@
-"""Two small helpers every lesson uses: print minirec's own source, and time a call.
+"""Small helpers every lesson uses: print minirec's own source, time a call, set the threads.
 
-    from minirec.lesson_tools import best_time, show
+    from minirec.lesson_tools import best_time, show, torch_on_one_thread
 
+    torch_on_one_thread()                # once, after the imports
     show(scan.reference.affine)          # what you read is what runs
     seconds = best_time(lambda: f(x))    # best of a few runs after a warm-up
 
@@ -15,7 +16,7 @@ import inspect
 import time
 from collections.abc import Callable
 
-__all__ = ["best_time", "show"]
+__all__ = ["best_time", "show", "torch_on_one_thread"]
 
 
 def show(obj) -> None:
@@ -35,3 +36,19 @@ def best_time(fn: Callable[[], object], repeat: int = 3) -> float:
         fn()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def torch_on_one_thread() -> None:
+    """Run torch on one thread for the rest of the lesson; Numba keeps its own threads.
+
+    A lesson's models are tiny: on two threads each small op waits at a barrier for the other
+    thread, and while other programs keep the cores busy that thread is often not running
+    (50 training steps took 30 s on 2 threads and 0.9 s on 1 on a loaded 2-core machine).
+    Numba's OpenMP threading layer shares torch's OpenMP runtime, and starting Numba's pool
+    (at the first parallel kernel) resets torch's thread count to Numba's. So start that pool
+    first, then set torch; ``torch.get_num_threads()`` stays 1 afterwards."""
+    import numba
+    import torch
+
+    numba.get_num_threads()        # starts Numba's thread pool (and with it the shared runtime)
+    torch.set_num_threads(1)

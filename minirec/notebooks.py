@@ -49,6 +49,7 @@ __all__ = [
     "BookBuildError",
     "split_lesson",
     "execute",
+    "timeout_advice",
     "check_exercise",
     "build",
     "stale",
@@ -63,6 +64,7 @@ DEFAULT_HINT = "replace this line with your code"
 EXECUTION_ENV = {"TQDM_DISABLE": "1"}
 LESSON_BUDGET_S = 60.0  # LESSON_SHAPE.md: a whole lesson runs in under a minute on 2 CPU cores
 LESSON_LIMIT_S = 90.0  # over this a build fails where CI is set (a warning above the budget)
+CELL_TIMEOUT_S = 300  # per cell; `minirec build --timeout S` changes it
 TIMES_FILE = "lesson_times.json"  # in book/; gitignored (see book/.gitignore)
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -335,19 +337,31 @@ def _notebook_metadata(path: str, variant: str) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-def execute(nb, timeout: int = 300, *, cwd: str | os.PathLike | None = None, allow_errors=False):
+def execute(
+    nb,
+    timeout: int = CELL_TIMEOUT_S,
+    *,
+    cwd: str | os.PathLike | None = None,
+    allow_errors=False,
+    cell_seconds: dict[int, float] | None = None,
+):
     """Run ``nb`` top to bottom in a fresh ``python3`` kernel; return the executed copy.
 
     ``timeout`` is per cell, in seconds. The kernel gets ``TQDM_DISABLE=1``; ``MPLBACKEND`` is
     left alone (the inline backend keeps the figures). Timing metadata is not recorded and the
     notebook metadata is reset to the fixed values, so that outputs are all that changes.
+    ``cell_seconds``, when given, receives each executed cell's index -> wall seconds (the
+    kernel's start-up belongs to no cell).
     Raises ``nbclient.exceptions.CellExecutionError`` on the first error unless
-    ``allow_errors``.
+    ``allow_errors``, and ``nbclient.exceptions.CellTimeoutError`` when a cell runs past
+    ``timeout``, with ``cell_index`` set on the exception.
     """
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError
 
     nb = copy.deepcopy(nb)
     env = {**os.environ, **EXECUTION_ENV}
+    clock = _CellClock(cell_seconds)
     client = NotebookClient(
         nb,
         timeout=timeout,
@@ -356,12 +370,53 @@ def execute(nb, timeout: int = 300, *, cwd: str | os.PathLike | None = None, all
         allow_errors=allow_errors,
         record_timing=False,
         resources={"metadata": {"path": str(cwd or os.getcwd())}},
+        on_cell_execute=clock.start,
+        on_cell_executed=clock.stop,
     )
     try:
         client.execute(env=env)
+    except CellTimeoutError as exc:
+        exc.cell_index = clock.running
+        raise
     finally:
         _normalise_after_execution(nb)
     return nb
+
+
+class _CellClock:
+    """nbclient hooks: which cell is running, and how long each one took."""
+
+    def __init__(self, seconds: dict[int, float] | None):
+        self.seconds = {} if seconds is None else seconds
+        self.running: int | None = None
+        self._started = 0.0
+
+    def start(self, cell, cell_index: int) -> None:
+        self.running, self._started = cell_index, time.perf_counter()
+
+    def stop(self, cell, cell_index: int, execute_reply=None) -> None:
+        self.seconds[cell_index] = time.perf_counter() - self._started
+        self.running = None
+
+
+def timeout_advice(nb, index: int | None, timeout: float) -> str:
+    """The message for cell ``index`` of ``nb`` (a generated notebook) having run past the
+    per-cell time limit: which lesson, notebook and cell, and what to try."""
+    variant = nb.metadata.get("minirec", {})
+    lesson = Path(variant.get("generated_from", "lessons/NN_slug.py")).stem
+    notebook = {"solution": "solutions", "exercise": "exercises"}.get(variant.get("notebook"), "")
+    where = f"{notebook}/{lesson}.ipynb" if notebook else "the notebook"
+    check = " --check" if notebook == "exercises" else ""
+    first = nb.cells[index].source.strip().split("\n")[0][:60] if index is not None else ""
+    cell = f"cell {index} ({first!r})" if index is not None else "a cell"
+    return (
+        f"{cell} of {where} ran past the per-cell time limit of {timeout:g} s. The lesson is "
+        "sized to run in under a minute on two quiet CPU cores, so other programs probably keep "
+        "the cores busy: stop them, or build later. To allow more time per cell, run "
+        f"`minirec build {lesson}{check} --timeout {max(2 * timeout, 600):g}`; to see where the "
+        f"time goes, `python benchmarks/lesson_times.py {lesson} --cells` times every cell, "
+        "quiet and with two busy processes beside it."
+    )
 
 
 def _current_env_kernel_manager():
@@ -403,14 +458,21 @@ def _normalise_after_execution(nb) -> None:
             output.pop("transient", None)
 
 
-def check_exercise(nb, *, cwd, timeout: int = 300) -> list[str]:
+def check_exercise(nb, *, cwd, timeout: int = CELL_TIMEOUT_S) -> list[str]:
     """Run a blank exercise notebook and return how it breaks the exercise contract.
 
     The contract: every cell tagged ``check`` raises ``NotAttempted`` (the learner has not
     written anything yet) and no other cell raises anything (except cells tagged
-    ``raises-exception``, which raise by design). An empty list means it holds.
+    ``raises-exception``, which raise by design). An empty list means it holds. A cell that
+    runs past ``timeout`` ends the run; the one problem returned then names that cell and
+    what to try.
     """
-    ran = execute(nb, timeout, cwd=cwd, allow_errors=True)
+    from nbclient.exceptions import CellTimeoutError
+
+    try:
+        ran = execute(nb, timeout, cwd=cwd, allow_errors=True)
+    except CellTimeoutError as exc:
+        return [timeout_advice(nb, getattr(exc, "cell_index", None), timeout)]
     problems = []
     checks = 0
     for index, cell in enumerate(ran.cells):
@@ -513,7 +575,7 @@ def build(
     book: bool = True,
     check: bool = False,
     root=None,
-    timeout: int = 300,
+    timeout: int = CELL_TIMEOUT_S,
     max_seconds: float | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, float]:
@@ -525,6 +587,9 @@ def build(
     notebooks into ``book/lessons/`` (it does not run jupyter-book: see :func:`build_book`).
     ``check`` also runs each blank exercise notebook and raises :class:`LessonError` unless the
     check cells, and only they, raise ``NotAttempted``.
+
+    ``timeout`` is the limit per cell, in seconds: a cell that runs longer stops the build with
+    a :class:`LessonError` that names the lesson's line, the cell and what to try.
 
     Returns the execution seconds per lesson, also merged into ``book/lesson_times.json``.
     A lesson that runs longer than ``max_seconds`` makes the build raise :class:`LessonError`
@@ -593,7 +658,11 @@ def _execute_lesson(solution, lines, rel: str, root: Path, timeout: int):
 
     try:
         return execute(solution, timeout, cwd=root / "lessons")
-    except (CellExecutionError, CellTimeoutError) as exc:
+    except CellTimeoutError as exc:
+        index = getattr(exc, "cell_index", None)
+        line = lines[index] if index is not None else None
+        raise LessonError(rel, line, timeout_advice(solution, index, timeout)) from exc
+    except CellExecutionError as exc:
         failing = _first_failing_cell(solution, exc)
         line = lines[failing] if failing is not None else None
         message = _ANSI.sub("", str(exc))

@@ -183,3 +183,68 @@ def test_bench_ssm_cpu_quick(tmp_path):
         assert [r["method"] for r in data["rows"] if r["T"] == T] == SSM_METHODS
     assert all(r["best_ms"] > 0 for r in data["rows"])
     assert data["goals"] == [] and data["no_goal"]
+
+
+# --------------------------------------------------------------------------------------------
+# benchmarks/lesson_times.py: every lesson's time, quiet and beside busy processes
+# --------------------------------------------------------------------------------------------
+
+def _lesson_times_module():
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+    import lesson_times
+
+    return lesson_times
+
+
+def test_lesson_times_runs_a_tiny_lesson_quiet_and_loaded(tmp_path):
+    import shutil
+
+    root = tmp_path / "repo"
+    (root / "lessons").mkdir(parents=True)
+    (root / "exercises").mkdir()
+    (root / "pyproject.toml").write_text("")
+    shutil.copy(ROOT / "tests" / "fixtures" / "lessons" / "00_demo.py", root / "lessons")
+    out = tmp_path / "times.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "lesson_times.py"), "--root", str(root),
+         "--busy", "0", "1", "--exercises", "--cells", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert [(r["notebook"], r["busy"]) for r in data["rows"]] == [
+        ("solution", 0), ("exercise", 0), ("solution", 1), ("exercise", 1)]
+    assert all(r["ok"] and r["seconds"] > 0 and r["cells"] for r in data["rows"])
+    assert all(c["line"] >= 1 and c["seconds"] >= 0 for r in data["rows"] for c in r["cells"])
+    lines = proc.stdout.splitlines()
+    assert "| lesson | notebook | quiet (s) | 1 busy (s) | 1 busy / quiet | slowest cell (line: s) |" in lines
+    assert sum(line.startswith("| 00_demo |") for line in lines) == 2
+    assert any(line.startswith("00_demo solution, 1 busy:") for line in lines)   # --cells
+
+
+def test_lesson_times_stops_its_busy_processes_even_on_an_error():
+    import pytest
+
+    lesson_times = _lesson_times_module()
+    with pytest.raises(RuntimeError, match="the run broke"):
+        with lesson_times.busy_processes(2) as procs:
+            assert len(procs) == 2 and all(p.poll() is None for p in procs)   # spinning
+            raise RuntimeError("the run broke")
+    assert all(p.returncode is not None for p in procs)                        # killed, reaped
+
+
+def test_lesson_times_writes_its_table_between_the_markers(tmp_path):
+    import pytest
+
+    lesson_times = _lesson_times_module()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# B\n\nbefore\n{lesson_times.DOCS_START}\nold table\n"
+                      f"{lesson_times.DOCS_END}\nafter\n")
+    lesson_times.write_docs(["| a | b |", "|---|---|"], "Measured today.", readme)
+    assert readme.read_text() == (f"# B\n\nbefore\n{lesson_times.DOCS_START}\nMeasured today.\n\n"
+                                  f"| a | b |\n|---|---|\n{lesson_times.DOCS_END}\nafter\n")
+    plain = tmp_path / "plain.md"
+    plain.write_text("no markers")
+    with pytest.raises(SystemExit, match="no <!-- lesson-times:start -->"):
+        lesson_times.write_docs([], "x", plain)

@@ -1,6 +1,8 @@
-"""The check engine's diagnoses (minirec/check/_core.py, issue 11): float32 rounding said first,
-per-output tolerances, integers compared as integers, matrix products with and without weights,
-a dot product where an outer product belongs, the relations the engine finds by itself, the
+"""The check engine's diagnoses (minirec/check/_core.py and the modules it runs on, issue 11):
+infinities and NaN in the comparison, float32 rounding said first, per-output tolerances,
+integers compared as integers, matrix products with and without weights, a dot product where an
+outer product belongs, a boolean mask of the wrong shape, the relations the engine finds by
+itself (each claiming only what the values show), the case split over every argument, the
 learner's line when their function raises, IPython's render hook, and the learner's earlier
 functions blamed for the first wrong value."""
 
@@ -20,12 +22,15 @@ from minirec.check import (
     CheckFailed,
     Exercise,
     NotAttempted,
+    Suspect,
     check_delta_rule_write,
     check_gru_step,
     check_linear_memory_grad,
     check_recall_accuracy,
     check_titans_step,
     check_viterbi_backtrack,
+    compare,
+    diagnose,
     run_check,
 )
 from minirec.check._core import FLOAT32_ROUNDING, OUTER_PRODUCT, one_output, pair_output
@@ -100,14 +105,15 @@ def test_relations_the_engine_finds_by_itself(wrong, phrase):
     assert phrase in toy_diagnosis(wrong)
 
 
-def test_nan_where_the_expected_is_finite_is_an_overflow():
+def test_nan_where_the_expected_is_finite_names_every_cause():
     def overflows(x):
         y = np.cumsum(x, axis=0)
         y[-1, 0] = np.nan
         return y
     diagnosis = toy_diagnosis(overflows)
-    assert "NaN or inf where the expected values are finite" in diagnosis
-    assert "overflow — a missing max shift" in diagnosis and "−inf guard" in diagnosis
+    assert "NaN or inf where the expected value is finite (case 1, at [2, 0])" in diagnosis
+    assert ("a division by zero, an overflow (exp of a large value: a missing max shift), or an "
+            "unguarded −inf") in diagnosis
 
 
 def test_transposed_on_square_cases():
@@ -329,3 +335,185 @@ def test_earlier_functions_are_restored_when_the_check_stops():
                                            r"NotImplementedError — write linear_memory_grad first"):
         check_titans_step(learner_function(TITANS_STEP, "titans_step", ns, "<c4>"))
     assert ns["linear_memory_grad"] is linear_memory_grad
+
+
+# ---------------------------------------------------------------------------------------------
+# Infinities and NaN in the comparison (probe 1): no ±1e300 stand-ins
+# ---------------------------------------------------------------------------------------------
+
+def test_equal_infinities_agree_and_nan_never_does():
+    inf = np.inf
+    assert compare({"y": np.array([-inf, 1.0, inf])}, {"y": np.array([-inf, 1.0, inf])}).ok
+    for got in ([-inf, 1.0, -inf], [np.nan, 1.0, inf], [-inf, 1.0, 1e300]):
+        assert not compare({"y": np.array([-inf, 1.0, inf])}, {"y": np.array(got)}).ok, got
+    assert not compare({"y": np.array([np.nan])}, {"y": np.array([np.nan])}).ok
+    assert not compare({"y": np.array([2.0])}, {"y": np.array([-inf])}).ok
+
+
+def test_the_table_shows_nan_and_minus_inf_as_they_are():
+    table = compare({"L": np.array([[0.5, -np.inf]])}, {"L": np.array([[0.5, np.nan]])}).table()
+    assert "L[0, 1]: yours nan, expected -inf" in table
+    assert "1e+300" not in table and " nan " in table.splitlines()[1]
+
+
+def log_ref(x):
+    with np.errstate(divide="ignore"):
+        return np.log(np.cumsum(np.abs(x), axis=0) * (x > 0))      # −inf where x ≤ 0
+
+
+def test_nan_where_minus_inf_is_expected_is_an_unguarded_minus_inf():
+    ex = toy(reference=log_ref)
+
+    def unguarded(x):
+        y = log_ref(x)
+        return np.where(np.isneginf(y), np.nan, y)
+    diagnosis = toy_diagnosis(unguarded, ex)
+    assert diagnosis.startswith("your y is NaN where the expected value is −inf (case 1, at ")
+    assert "an unguarded −inf" in diagnosis and "overflow" not in diagnosis
+    run_check(ex, log_ref)                                        # −inf where −inf: right
+
+
+def test_a_suspect_that_returns_minus_inf_matches_a_learner_who_does():
+    ex = toy(reference=log_ref)
+    wrong = lambda x: log_ref(x) + 1.0                             # noqa: E731
+    ex = Exercise(**{**ex.__dict__, "suspects": (Suspect("one too many", wrong),)})
+    assert toy_diagnosis(wrong, ex) == "one too many"
+
+
+# ---------------------------------------------------------------------------------------------
+# Detectors claim only what the values show (probe 1)
+# ---------------------------------------------------------------------------------------------
+
+def pair_toy():
+    return toy(reference=lambda x: (np.cumsum(x, axis=0), x ** 2),
+               outputs=pair_output("running_sum", "y", "z"),
+               shapes={"y": ("T", "D"), "z": ("T", "D")})
+
+
+def test_one_output_copied_from_another_is_not_the_wrong_order():
+    diagnosis = toy_diagnosis(lambda x: (np.cumsum(x, axis=0), np.cumsum(x, axis=0)), pair_toy())
+    assert "wrong order" not in diagnosis
+    assert diagnosis.startswith("your z equals the expected y: you computed z the way y is "
+                                "computed (or returned the same array twice)")
+
+
+def test_zeros_name_integer_division_among_the_causes():
+    assert "integer division" in toy_diagnosis(lambda x: np.zeros_like(x))
+
+
+def test_an_input_returned_unchanged_does_not_claim_why():
+    diagnosis = toy_diagnosis(lambda x: x.copy())
+    assert diagnosis.startswith("your y is the input x, unchanged: nothing was applied to it")
+
+
+@pytest.mark.parametrize("wrong, phrase", [
+    (lambda x: np.exp(np.cumsum(x, 0)) / np.exp(np.cumsum(x, 0)).sum(-1, keepdims=True),
+     "your y is the softmax of the expected value (along its last axis)"),
+    (lambda x: np.cumsum(x, axis=0)[:, ::-1],
+     "your y is the expected value in reverse order along its last axis"),
+    (lambda x: np.where(np.arange(len(x))[:, None] == 0, 7.0, np.cumsum(x, axis=0)),
+     "your y is right at every step but the first (T index 0)"),
+    (lambda x: np.where(np.arange(len(x))[:, None] == len(x) - 1, 7.0, np.cumsum(x, axis=0)),
+     "your y is right at every step but the last"),
+])
+def test_more_relations_the_engine_finds_by_itself(wrong, phrase):
+    assert phrase in toy_diagnosis(wrong)
+
+
+def test_every_example_given_example_0():
+    ex = toy(reference=lambda x: np.cumsum(x, axis=1), shapes={"y": ("B", "D")})
+    diagnosis = toy_diagnosis(lambda x: np.broadcast_to(np.cumsum(x, axis=1)[:1], x.shape).copy(),
+                              ex)
+    assert diagnosis.startswith("every example of your y (along B) is example 0's")
+
+
+# ---------------------------------------------------------------------------------------------
+# The case split considers every argument, not only the sizes (probe 1)
+# ---------------------------------------------------------------------------------------------
+
+def scaled_toy(thetas, sizes, *, neg_inf_in=()):
+    rng = np.random.default_rng(1)
+    cases = []
+    for n, (theta, (T, D)) in enumerate(zip(thetas, sizes, strict=True)):
+        x = rng.normal(size=(T, D))
+        if n in neg_inf_in:
+            x[0, 0] = -np.inf
+        cases.append(Case((x, theta), {"T": T, "D": D}))
+    return Exercise(name="scaled_sum", reference=lambda x, theta: theta * np.cumsum(x, axis=0),
+                    cases=tuple(cases), suspects=(), outputs=one_output("y"),
+                    shapes={"y": ("T", "D")}, arg_names=("x", "theta"))
+
+
+def not_proportional(x, theta):
+    """θ y + θ − 1: right where θ = 1 only, and neither a factor nor an offset."""
+    return theta * np.cumsum(x, axis=0) + theta - 1.0
+
+
+def test_a_factor_that_is_a_scalar_argument_is_named():
+    ex = scaled_toy((0.3, 1.0, 0.7), ((4, 3), (4, 3), (4, 3)))
+    assert toy_diagnosis(lambda x, theta: np.cumsum(x, axis=0), ex).startswith(
+        "your y is the expected value divided by theta on every case: a 1/theta too many (a "
+        "factor theta missing, or a division by theta)")
+
+
+def test_a_scalar_argument_that_alone_differs_is_named():
+    ex = scaled_toy((0.3, 1.0, 0.7), ((4, 3), (4, 3), (4, 3)))
+    diagnosis = toy_diagnosis(not_proportional, ex)
+    assert diagnosis == ("right on case 2 but wrong on cases 1, 3: what differs is theta "
+                         "(theta = 1 where right, 0.3/0.7 where wrong) — look at the lines "
+                         "where theta matters (where theta = 1 a factor theta that is missing "
+                         "or applied twice makes no difference)")
+
+
+def test_a_size_is_not_blamed_alone_when_a_scalar_differs_too():
+    ex = scaled_toy((0.3, 1.0, 0.7), ((4, 3), (1, 3), (5, 3)))
+    diagnosis = toy_diagnosis(not_proportional, ex)
+    assert "what differs is T" not in diagnosis
+    assert diagnosis.startswith("right on case 2 but wrong on cases 1, 3: two things differ, "
+                                "T (T = 1 where right, 4/5 where wrong) and theta (theta = 1 "
+                                "where right, 0.3/0.7 where wrong)")
+
+
+def test_the_minus_inf_content_of_a_case_is_named():
+    ex = scaled_toy((0.5, 0.5, 0.5), ((4, 3), (4, 3), (4, 3)), neg_inf_in=(2,))
+
+    def wrong_with_minus_inf(x, theta):
+        y = theta * np.cumsum(x, axis=0)
+        return np.where(np.isneginf(y), 0.0, y)
+    diagnosis = toy_diagnosis(wrong_with_minus_inf, ex)
+    assert diagnosis.startswith("right on cases 1, 2 but wrong on case 3: what differs is x "
+                                "holds −inf where wrong, not where right — look at the lines "
+                                "where x matters")
+
+
+# ---------------------------------------------------------------------------------------------
+# Exceptions: a boolean mask of the wrong shape, a transposed operand, suspects' shape errors
+# ---------------------------------------------------------------------------------------------
+
+def test_a_boolean_mask_of_the_wrong_shape_names_both_shapes():
+    source = ("def recall_accuracy(logits, targets):\n"
+              "    asked = targets != -100\n"
+              "    guess = logits.argmax(axis=0)\n"
+              "    return float((guess[asked] == targets[asked]).mean())\n")
+    fn = learner_function(source, "recall_accuracy", {"np": np}, "<cell-mask>")
+    exc = failure(check_recall_accuracy, fn)
+    assert exc.diagnosis.startswith("`guess[asked]` indexes an array of shape (1, 3) with a "
+                                    "boolean mask of shape (4, 1): a mask must have the shape "
+                                    "of the axes it selects")
+
+
+def test_a_transposed_operand_that_fits_without_its_T_is_named():
+    fn = learner_function("def delta_rule_write(M, k, v, theta):\n"
+                          "    return M + theta * np.outer(v - M.T @ k, k)\n",
+                          "delta_rule_write", {"np": np}, "<cell-T>")
+    exc = failure(check_delta_rule_write, fn)
+    assert ("`M.T @ k` multiplies (5, 3) and (5,): M.T is a transpose, (5, 3); without the .T, "
+            "M (3, 5) fits") in exc.diagnosis
+
+
+def test_a_suspects_shape_error_stands_for_the_learners_of_another_type():
+    ex = toy()
+    suspect = Suspect("the same wrong shape", lambda x: x @ np.ones(len(x) + 1))   # ValueError
+    learner_raised = [IndexError("boolean index did not match")] * len(ex.cases)
+    assert diagnose((suspect,), ex.cases, learner_raised, ex.outputs) is suspect
+    assert diagnose((suspect,), ex.cases, [KeyError("k")] * len(ex.cases), ex.outputs) is None

@@ -22,10 +22,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from minirec.check._core import Case, CheckFailed, Exercise, Suspect, _copy, run_check
+from minirec.check._core import Case, CheckFailed, Exercise, Suspect, run_check
+from minirec.check._exercise import _copy
 
 __all__ = ["raising", "run_guarded_check", "with_unguarded_twins", "softmax_overflow",
-           "SOFTMAX_GUARD", "comparable_infinities"]
+           "SOFTMAX_GUARD"]
 
 #: What an unguarded twin of a softmax exercise's suspect adds to its message.
 SOFTMAX_GUARD = "the softmax has no max shift: subtract each row's largest logit before exp"
@@ -38,15 +39,6 @@ def softmax_overflow(logits_near: int) -> str:
             f"709, and inf / inf is NaN (the check has logits near {logits_near}). Subtract "
             f"each row's largest logit first, p = e^{{z − max z}} / Σ e^{{z − max z}}: the same "
             f"p, with every exponent ≤ 0")
-
-
-def comparable_infinities(value):
-    """A float array with ±inf as ±1e300 (shown so in the table), so that a learner's −inf can
-    equal the expected −inf (−inf − (−inf) is NaN, which never compares equal); anything else
-    unchanged."""
-    if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
-        return np.where(np.isinf(value), np.sign(value) * 1e300, value)
-    return value
 
 
 def raising(fn: Callable, *, quiet: bool = False) -> Callable:
@@ -82,6 +74,7 @@ def run_guarded_check(ex: Exercise, fn: Callable, guards: Sequence[tuple[str, st
 
 
 def _raises_floating_point_error(fn: Callable, case: Case) -> bool:
+    """``fn`` raises a floating-point error on the case (overflow or an invalid value)."""
     try:
         raising(fn, quiet=True)(*_copy(case.args))
     except FloatingPointError:

@@ -41,12 +41,7 @@ import numpy as np
 
 from minirec.attention import reference as ref
 from minirec.check._core import Case, CheckFailed, Exercise, Suspect, run_check
-from minirec.check._guards import (
-    comparable_infinities,
-    raising,
-    run_guarded_check,
-    with_unguarded_twins,
-)
+from minirec.check._guards import raising, run_guarded_check, with_unguarded_twins
 from minirec.scan.reference import softmax_attention as _combine
 
 __all__ = [
@@ -82,7 +77,7 @@ def _triple_outputs(names):
             what = (f"a {type(result).__name__} of length {len(result)}"
                     if isinstance(result, (tuple, list)) else f"a {type(result).__name__}")
             raise CheckFailed(f"the result must be the triple ({', '.join(names)}); got {what}")
-        return {name: comparable_infinities(x) for name, x in zip(names, result, strict=True)}
+        return dict(zip(names, result, strict=True))
     return outputs
 
 
@@ -92,7 +87,7 @@ def _stream_outputs(result, case):
         raise CheckFailed("the result must be the pair (state, o_t) with state = (m, u, w): "
                           "return (m_new, u_new, w_new), o_t")
     (m, u, w), o = result
-    return {"m": comparable_infinities(m), "u": u, "w": w, "o": o}
+    return {"m": m, "u": u, "w": w, "o": o}
 
 
 def _la_outputs(result, case):
@@ -141,21 +136,30 @@ def _combine_cases():
 
 
 def _combine_variant(left, right, *, shift="max", sides="right", rescale="uw", m_as="max",
-                     broadcast=True, guard=True):
+                     broadcast=True, guard=True, sign=1.0, clean=False):
     """The combine with one mistake switched on: ``shift="none"`` (no max shift, the sums
     e^{mA} uA + e^{mB} uB themselves), ``"min"`` (the smaller max); ``sides="swapped"`` (each
-    side rescaled by the other side's max); ``rescale`` which of u, w get rescaled; ``m_as="sum"``
+    side rescaled by the other side's max), ``"left"`` / ``"right_only"`` (only that side
+    rescaled, the other taken as it is); ``rescale`` which of u, w get rescaled; ``m_as="sum"``
     (m = mA + mB); ``broadcast=False`` (the factor multiplies w along its last axis);
-    ``guard=False`` (the shift m even where it is −inf)."""
+    ``guard=False`` (the shift m even where it is −inf); ``sign=-1`` (e^{m − mA}, the exponent
+    negated), with ``clean`` its non-finite factors set to 0."""
     mA, uA, wA = left
     mB, uB, wB = right
     m = np.maximum(mA, mB) if m_as == "max" else mA + mB
     if shift == "min":
         m = np.minimum(mA, mB)
     ref_m = 0.0 if shift == "none" else np.where(np.isfinite(m), m, 0.0) if guard else m
-    fA, fB = np.exp(mA - ref_m), np.exp(mB - ref_m)
+    with np.errstate(over="ignore" if clean else "raise"):
+        fA, fB = np.exp(sign * (mA - ref_m)), np.exp(sign * (mB - ref_m))
+    if clean:
+        fA, fB = np.where(np.isfinite(fA), fA, 0.0), np.where(np.isfinite(fB), fB, 0.0)
     if sides == "swapped":
         fA, fB = fB, fA
+    elif sides == "left":
+        fB = np.ones_like(fB)
+    elif sides == "right_only":
+        fA = np.ones_like(fA)
     gA, gB = (fA[..., None], fB[..., None]) if broadcast else (fA, fB)
     u = uA * fA + uB * fB if "u" in rescale else uA + uB
     w = wA * gA + wB * gB if "w" in rescale else wA + wB
@@ -168,6 +172,13 @@ def _combine_suspects(cases):
             Suspect(EMPTY_BOTH, raising(lambda left, right: _combine_variant(left, right,
                                                                              guard=False),
                                         quiet=True)))
+
+
+_ONE_SIDE = ("only the {side} side was rescaled: each side's u and w are relative to its own "
+             "max, so both get a factor, e^{{mA − m}} on the left and e^{{mB − m}} on the right "
+             "(the side that holds the max gets e^0 = 1, but either side may hold it)")
+_EXPONENT_SIGN = ("the exponent's sign is flipped: the factors are e^{mA − m} and e^{mB − m}, "
+                  "both ≤ 1 (m is the larger max); you used e^{m − mA}, e^{m − mB}")
 
 
 def _combine_mistakes(guard):
@@ -197,7 +208,12 @@ def _combine_mistakes(guard):
                          rescale=""),
         _combine_suspect("the factor for w is broadcast along the wrong axis: " + _BROADCAST_HINT,
                          broadcast=False),
+        _combine_suspect(_ONE_SIDE.format(side="left"), sides="left"),
+        _combine_suspect(_ONE_SIDE.format(side="right"), sides="right_only"),
+        _combine_suspect(_EXPONENT_SIGN, sign=-1.0),
+        _combine_suspect(_EXPONENT_SIGN, sign=-1.0, clean=True),
     )
+
 
 
 @cache
@@ -242,24 +258,29 @@ def _stream_cases():
 
 
 def _stream_variant(state, s_t, v_t, *, rescale=True, normalise=True, weight="shifted",
-                    update_m=True, read="after", broadcast=True, returned="new"):
+                    update_m=True, read="after", broadcast=True, returned="new", rescale_w=True):
     """The streaming step with one mistake switched on: ``rescale=False`` (old sums kept as
-    they are when the max grows), ``normalise=False`` (o = w), ``weight`` of the new token
-    ("one": 1, "raw": e^{s_t}, "old_max": e^{s_t − m_{t−1}}), ``update_m=False`` (the max is
-    never updated), ``read="before"`` (o from the old state), ``broadcast=False``,
-    ``returned="old"`` (the state passed in is returned, o_t right)."""
+    they are when the max grows), ``rescale_w=False`` (only u rescaled), ``normalise=False``
+    (o = w), ``weight`` of the new token ("one": 1, "raw": e^{s_t}, "old_max":
+    e^{s_t − m_{t−1}}), ``update_m`` False (the max is never updated) or "current" (m_t = s_t),
+    ``read`` "before" (o from the old state) or "old_u" (the new w over the old u),
+    ``broadcast=False``, ``returned="old"`` (the state passed in is returned, o_t right)."""
     m, u, w = state
-    m_new = np.maximum(m, s_t) if update_m else m
+    m_new = {True: lambda: np.maximum(m, s_t), False: lambda: m,
+             "current": lambda: s_t}[update_m]()
     keep = np.exp(m - m_new) if rescale else np.ones_like(m)
     new = {"shifted": lambda: np.exp(s_t - m_new), "one": lambda: np.ones_like(s_t),
            "raw": lambda: np.exp(s_t), "old_max": lambda: np.exp(s_t - m)}[weight]()
     u_new = u * keep + new
+    w_keep = keep if rescale_w else np.ones_like(keep)
     if broadcast:
-        w_new = w * keep[..., None] + new[..., None] * v_t
+        w_new = w * w_keep[..., None] + new[..., None] * v_t
     else:
-        w_new = w * keep + new * v_t
+        w_new = w * w_keep + new * v_t
     if read == "before":
         o = w / u[..., None]
+    elif read == "old_u":
+        o = w_new / u[..., None]
     else:
         o = w_new / u_new[..., None] if normalise else w_new
     return ((m_new, u_new, w_new) if returned == "new" else (m, u, w)), o
@@ -296,6 +317,16 @@ def _stream_suspects():
         _stream_suspect("the state is not carried: you returned the state you were given; "
                         "return the updated (m_t, u_t, w_t), which the next token starts from "
                         "(o_t is right)", returned="old"),
+        _stream_suspect("w not rescaled when the max grows: u and w are both relative to the "
+                        "old max m, so both get the factor e^{m − m'}; you rescaled u only",
+                        rescale_w=False),
+        _stream_suspect("the running max was replaced by the current score: m_t = max(m_{t−1}, "
+                        "s_t), the largest score so far, not s_t", update_m="current"),
+        _stream_suspect("no max shift at all: u and w were kept as plain sums of e^{s} (which "
+                        "overflow for large scores), while the state is relative to m: "
+                        "u_t = u e^{m − m_t} + e^{s_t − m_t}", rescale=False, weight="raw"),
+        _stream_suspect("o_t divides by the old u: o_t = w_t / u_t with the UPDATED u_t (the old "
+                        "u is 0 at the first token, so w / u is inf there)", read="old_u"),
     )
 
 
@@ -346,11 +377,14 @@ def _la_variant(q, k, v, state, *, normalise=True, read="after", phi_q=True, phi
     (o_t from S_{t−1}, z_{t−1}); ``phi_q``/``phi_k`` False (raw queries/keys); ``outer="vk"``
     (S_t = S_{t−1} + v_t φ(k_t)ᵀ, read as φ(q_t) @ S: runs only when d_k = d_v); ``carry``
     "overwrite" (S_t = φ(k_t) v_tᵀ, z_t = φ(k_t)) or "from_start" (S_t = S_0 + φ(k_t) v_tᵀ:
-    every step adds to the state passed in, not to the previous step's)."""
+    every step adds to the state passed in, not to the previous step's) or "from_zeros" (the
+    state passed in is ignored: S_0 = 0, z_0 = 0)."""
     fq = phi(q) if phi_q else q
     fk = phi(k) if phi_k else k
     S, z = state
     S0, z0 = state
+    if carry == "from_zeros":
+        S, z = np.zeros_like(S), np.zeros_like(z)
 
     def read_out(t):
         num = fq[t] @ S                                   # S_tᵀ φ(q_t)
@@ -402,6 +436,9 @@ def _la_suspects():
         _la_suspect("the state is not carried between steps: every step added φ(k_t) v_tᵀ to the "
                     "state passed in (S_0, z_0); add it to the previous step's, "
                     "S_t = S_{t−1} + φ(k_t) v_tᵀ", carry="from_start"),
+        _la_suspect("the state passed in was ignored: you started from S = 0, z = 0; start "
+                    "from (S_0, z_0), the summary of the prefix before these tokens",
+                    carry="from_zeros"),
     )
 
 

@@ -116,8 +116,9 @@ def _gru_variant(x, h, params, *, order="rzn", t_ih=False, t_hh=False, b_ih=True
     multiply by a block instead of its transpose; ``reset`` is where r acts ("after": r ⊙
     (W_hn h + b_hn); "before": W_hn (r ⊙ h) + b_hn; "bias_outside": r ⊙ (W_hn h) + b_hn;
     "none"); ``interp="reversed"`` gives z ⊙ n + (1 − z) ⊙ h; ``acts="swapped"`` uses tanh
-    for the gates and σ for the candidate; ``reset_gate="z"`` / ``update_gate="r"`` use the
-    other gate in that place (both gates computed right).
+    for the gates and σ for the candidate, ``acts="sigmoid"`` σ for all three;
+    ``reset_gate="z"`` / ``update_gate="r"`` use the other gate in that place (both gates
+    computed right).
     """
     Wi, Wh = _by_gate(order, params["weight_ih"]), _by_gate(order, params["weight_hh"])
     bi, bh = _by_gate(order, params["bias_ih"], b_ih), _by_gate(order, params["bias_hh"], b_hh)
@@ -128,7 +129,8 @@ def _gru_variant(x, h, params, *, order="rzn", t_ih=False, t_hh=False, b_ih=True
     def hh(g, v):
         return v @ Wh[g] if t_hh else v @ Wh[g].T
 
-    gate, cand = (sigmoid, np.tanh) if acts == "normal" else (np.tanh, sigmoid)
+    gate, cand = {"normal": (sigmoid, np.tanh), "swapped": (np.tanh, sigmoid),
+                  "sigmoid": (sigmoid, sigmoid)}[acts]
     gates = {"r": gate(xi("r") + hh("r", h) + bh["r"]), "z": gate(xi("z") + hh("z", h) + bh["z"])}
     r, z = gates[reset_gate], gates[update_gate]
     if reset == "after":
@@ -183,6 +185,9 @@ def _gru_suspects():
                 f"candidate)", order=order))
     out.append(_gru_suspect("tanh and sigmoid swapped: the gates r and z use σ (values in "
                             "(0, 1)) and the candidate n uses tanh", acts="swapped"))
+    out.append(_gru_suspect("sigmoid where tanh belongs: the candidate n = tanh(W_in x + b_in + "
+                            "r ⊙ (W_hn h + b_hn)) uses tanh (values in (−1, 1)); σ is for the "
+                            "gates r and z only", acts="sigmoid"))
     out.append(_gru_suspect("the wrong gate: r where z belongs — the update gate z interpolates, "
                             "h' = (1 − z) ⊙ n + z ⊙ h; you used the reset gate r there",
                             update_gate="r"))
@@ -216,8 +221,9 @@ GRU_BACKWARD_KEYS = ("x", "h", "weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 def _gru_backward_variant(x, h, params, dh_new, *, direct=True, dz_sign=1.0, n_times_r=True,
                           reset_grad=True, tanh_deriv=True, z_deriv=True, input_n_times_r=False,
-                          dr_bias=True):
-    """The GRU step's backward pass with one mistake switched on (see the suspects)."""
+                          dr_bias=True, bias_hh_side="hidden"):
+    """The GRU step's backward pass with one mistake switched on (see the suspects);
+    ``bias_hh_side="input"`` sums the input side's gradient (n block without r) for bias_hh."""
     gi = x @ params["weight_ih"].T + params["bias_ih"]
     wh = h @ params["weight_hh"].T
     gh = wh + params["bias_hh"]
@@ -240,7 +246,7 @@ def _gru_backward_variant(x, h, params, dh_new, *, direct=True, dz_sign=1.0, n_t
         "weight_ih": dgi.T @ x,
         "weight_hh": dgh.T @ h,
         "bias_ih": dgi.sum(axis=0),
-        "bias_hh": dgh.sum(axis=0),
+        "bias_hh": (dgh if bias_hh_side == "hidden" else dgi).sum(axis=0),
     }
 
 
@@ -273,6 +279,10 @@ def _gru_backward_suspects():
                           "recurrent side da_n ⊙ r", input_n_times_r=True),
         _gru_back_suspect("b_hn is missing from dr: r multiplies (W_hn h + b_hn), so "
                           "dr = da_n ⊙ (h W_hnᵀ + b_hn)", dr_bias=False),
+        _gru_back_suspect("bias_hh was taken from the input side: b_hn sits inside "
+                          "r ⊙ (W_hn h + b_hn), so the n block of bias_hh's gradient is "
+                          "da_n ⊙ r (summed over the batch), while bias_ih's is da_n",
+                          bias_hh_side="input"),
     )
 
 
@@ -430,7 +440,8 @@ def _lstm_variant(x, state, params, *, order="ifgo", t_ih=False, t_hh=False, b_i
     i, f, o = gates[write_gate], gates["f"], gates[out_gate]
     g = np.tanh(pre("g")) if g_act == "tanh" else sigmoid(pre("g"))
     c_new = i * c + f * g if swap_if else f * c + i * g
-    h_new = {"tanh_new": o * np.tanh(c_new), "new": o * c_new, "tanh_old": o * np.tanh(c)}[h_from]
+    h_new = {"tanh_new": o * np.tanh(c_new), "new": o * c_new, "tanh_old": o * np.tanh(c),
+             "sigmoid_new": o * sigmoid(c_new)}[h_from]
     return (c_new, h_new) if swap_return else (h_new, c_new)
 
 
@@ -457,6 +468,8 @@ def _lstm_suspects():
                       "h' = o ⊙ c'", h_from="new"),
         _lstm_suspect("h' uses the old cell state: h' = o ⊙ tanh(c') with the new c', you used "
                       "o ⊙ tanh(c)", h_from="tanh_old"),
+        _lstm_suspect("sigmoid where tanh belongs: h' = o ⊙ tanh(c') squashes the cell state "
+                      "into (−1, 1); you used σ(c')", h_from="sigmoid_new"),
         _lstm_suspect("the candidate g is squashed with σ: g uses tanh (values in (−1, 1)); "
                       "only the gates i, f, o use σ", g_act="sigmoid"),
         _lstm_suspect("the pair is returned in the wrong order: lstm_step returns "

@@ -13,7 +13,7 @@ the answer is −inf and a max shift without its −inf guard makes −inf − (
 forward-step, log-matmul and emission checks run the learner's function with NumPy's invalid
 values raised (:mod:`minirec.check._guards`), so that such a NaN stops at its line and the check
 names the missing guard (for the emissions: a sequence of one symbol has no pairs to average).
-In the failure table a learner's −inf shows as −1e+300.
+The comparison takes a −inf where −inf is expected as right, and a NaN as wrong wherever it is.
 
 Exercise signatures::
 
@@ -38,21 +38,6 @@ __all__ = ["check_forward_step", "check_viterbi_backtrack", "check_log_matmul_co
            "check_compare_emissions"]
 
 
-def _single(name, *, infinities=False):
-    """One named output. With ``infinities``, ±inf become ±1e300 and NaN 0 (shown as such in
-    the table), so that a learner's −inf can be matched with a suspect's −inf (−inf − (−inf) is
-    NaN, which never compares equal)."""
-    named = one_output(name)
-
-    def outputs(result, case):
-        out = named(result, case)
-        if infinities and isinstance(result, np.ndarray) and np.issubdtype(result.dtype,
-                                                                           np.floating):
-            out[name] = np.nan_to_num(result, nan=0.0, posinf=1e300, neginf=-1e300)
-        return out
-    return outputs
-
-
 def _log(x):
     with np.errstate(divide="ignore"):
         return np.log(x)
@@ -66,6 +51,11 @@ def _lse(x, axis, guard=True):
         m = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(divide="ignore"):
         return np.squeeze(np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m, axis)
+
+
+def _finite_or_zero(m, guard=True):
+    """The shift m, 0 where it is ±inf (with ``guard``)."""
+    return np.where(np.isfinite(m), m, 0.0) if guard else m
 
 
 def _naive_lse(x, axis):
@@ -95,6 +85,12 @@ def _forward_step_variant(log_alpha, log_A, log_b, *, kind, guard=True):
         return _lse(la + log_A[None], 2, guard) + log_b
     if kind == "naive":
         return _naive_lse(la + log_A[None], axis=1) + log_b
+    if kind == "alpha_shift":                          # exp(log_alpha − m) @ exp(log_A) + m
+        m = _finite_or_zero(log_alpha.max(axis=1, keepdims=True), guard)
+        return _log(np.exp(log_alpha - m) @ np.exp(log_A)) + m + log_b
+    if kind == "A_shift":                              # exp(log_alpha) @ exp(log_A − c) + c
+        c = _finite_or_zero(log_A.max(axis=0, keepdims=True), guard)
+        return _log(np.exp(log_alpha) @ np.exp(log_A - c)) + c + log_b
     if kind == "right":
         return _lse(la + log_A[None], 1, guard) + log_b
     raise ValueError(kind)
@@ -112,6 +108,11 @@ def _forward_step_suspects(cases):
     return (*with_unguarded_twins(_forward_step_mistakes, _NO_GUARD, cases),
             Suspect(NEG_INF_GUARD, raising(lambda la, lA, lb: _forward_step_variant(
                 la, lA, lb, kind="right", guard=False), quiet=True)))
+
+
+#: The start of the diagnosis of a max shift that leaves one operand unshifted.
+_TOO_COARSE = ("the max shift is too coarse: shift the whole term log_alpha[i] + log_A[i, j] "
+               "by its max over i, and add it back after the log; ")
 
 
 def _forward_step_mistakes(guard):
@@ -142,7 +143,14 @@ def _forward_step_mistakes(guard):
                 "exp(log_alpha) @ exp(log_A)); subtract the largest term m first "
                 "and add it back, log Σ exp(s − m) + m",
                 "naive"),
+        suspect(_TOO_COARSE + "you shifted log_alpha by its row max and took exp(log_A) "
+                "unshifted, so a column of log_A near −800 underflows to 0 and gives −inf",
+                "alpha_shift"),
+        suspect(_TOO_COARSE + "you shifted log_A by its column max and took exp(log_alpha) "
+                "unshifted, so a log_alpha near −800 underflows to 0 and gives −inf",
+                "A_shift"),
     )
+
 
 
 def _forward_step_cases(seed):
@@ -157,7 +165,19 @@ def _forward_step_cases(seed):
         log_b = _log(rng.dirichlet(np.ones(K), size=N))
         cases.append(Case((log_alpha, _log(A), log_b), {"N": N, "K": K}))
     cases.append(_left_to_right_case(rng))
+    cases.append(_unlikely_state_case(rng))
     return tuple(cases)
+
+
+def _unlikely_state_case(rng, N=3, K=4, j=2):
+    """log_alpha near 0 and a column of log_A near −800 (state j is almost never entered): the
+    new log α of state j is about −800, finite, and only a shift of the whole term
+    log_alpha[i] + log_A[i, j] (or of log_A's columns) keeps exp from underflowing to 0."""
+    log_A = _log(rng.dirichlet(np.ones(K), size=K))
+    log_A[:, j] = -800.0 + rng.normal(scale=2.0, size=K)
+    log_alpha = rng.normal(scale=2.0, size=(N, K))
+    log_b = _log(rng.dirichlet(np.ones(K), size=N))
+    return Case((log_alpha, log_A, log_b), {"N": N, "K": K})
 
 
 def _left_to_right_case(rng):
@@ -176,7 +196,7 @@ def _forward_step_exercise():
     cases = _forward_step_cases(seed=2510)
     return Exercise(
         name="forward_step", reference=hmm.forward_step, cases=cases,
-        suspects=_forward_step_suspects(cases), outputs=_single("log_alpha_new", infinities=True),
+        suspects=_forward_step_suspects(cases), outputs=one_output("log_alpha_new"),
         shapes={"log_alpha_new": ("N", "K")}, arg_names=("log_alpha", "log_A", "log_b"),
         matmul_hint="log_alpha is (N, K): broadcast log_alpha[:, :, None] + log_A[None]",
     )
@@ -202,6 +222,8 @@ def _backtrack_variant(backpointers, last_state, *, kind):
             path[:, t - 1] = backpointers[rows, t - 1, path[:, t]]
         elif kind == "fixed_state":
             path[:, t - 1] = backpointers[rows, t, last_state]
+        elif kind == "first_sequence":
+            path[:, t - 1] = backpointers[0, t, path[:, t]]
         else:
             path[:, t - 1] = backpointers[rows, t, path[:, t]]
     if kind == "reversed":
@@ -225,6 +247,10 @@ def _backtrack_suspects():
                            "path[t−1] (or reverse the list you appended to)", "reversed"),
         _backtrack_suspect("the path does not start from last_state: path[T−1] = last_state, "
                            "the best final state", "from_zero"),
+        _backtrack_suspect("every sequence followed sequence 0's pointers: backpointers[:, t, "
+                           "path[:, t]] is an (N, N) table (every sequence's row at every "
+                           "sequence's state); pair them up, backpointers[np.arange(N), t, "
+                           "path[:, t]]", "first_sequence"),
     )
 
 
@@ -254,7 +280,7 @@ def _backtrack_exercise():
     return Exercise(
         name="viterbi_backtrack", reference=hmm.viterbi_backtrack,
         cases=_backtrack_cases(seed=20), suspects=_backtrack_suspects(),
-        outputs=_single("path"), shapes={"path": ("N", "T")},
+        outputs=one_output("path"), shapes={"path": ("N", "T")},
         arg_names=("backpointers", "last_state"),
         shape_hints={"path": "One state per step of every sequence: path[:, T−1] = last_state"},
     )
@@ -298,13 +324,37 @@ def _log_matmul_variant(L1, L2, *, kind, guard=True):
     if kind == "naive":
         with np.errstate(divide="ignore", over="ignore"):
             return np.log(np.exp(L1) @ np.exp(L2))
+    if kind in ("one_shift", "one_shift_per_matrix", "shift_axes_swapped"):
+        return _coarse_log_matmul(L1, L2, kind, guard)
     raise ValueError(kind)
+
+
+def _coarse_log_matmul(L1, L2, kind, guard):
+    """log(exp(L1 − r) @ exp(L2 − c)) + r + c with shifts that are not the rows' and columns'
+    maxima: one number per operand ("one_shift"), one per matrix of the batch
+    ("one_shift_per_matrix"), or the maxima over the other axis ("shift_axes_swapped", which
+    depend on the middle index k and do not factor out of the sum)."""
+    if kind == "one_shift":
+        r, c = np.max(L1), np.max(L2)
+    elif kind == "one_shift_per_matrix":
+        r, c = L1.max(axis=(-2, -1), keepdims=True), L2.max(axis=(-2, -1), keepdims=True)
+    else:
+        r, c = L1.max(axis=-2, keepdims=True), L2.max(axis=-1, keepdims=True)
+    r, c = _finite_or_zero(r, guard), _finite_or_zero(c, guard)
+    return _log(np.exp(L1 - r) @ np.exp(L2 - c)) + r + c
 
 
 def _log_matmul_suspects(cases):
     return (*with_unguarded_twins(_log_matmul_mistakes, _NO_GUARD, cases),
             Suspect(NEG_INF_GUARD, raising(lambda L1, L2: _log_matmul_variant(
                 L1, L2, kind="right", guard=False), quiet=True)))
+
+
+#: The diagnosis of a max shift too coarse for rows (or matrices) at different scales.
+_ONE_SHIFT = ("the max shift is too coarse: you shifted by {what}, so the rows of L1 (or "
+              "columns of L2) far below it underflow, e^(−800) = 0, and give −inf where the "
+              "answer is finite; shift each row of L1 by its own max (axis −1) and each column "
+              "of L2 by its own max (axis −2), then add both back")
 
 
 def _log_matmul_mistakes(guard):
@@ -330,7 +380,15 @@ def _log_matmul_mistakes(guard):
                 "is the product shifted by r_i + c_j, so add back both, + r + c", "r"),
         suspect("only the column maxima were added back: log(exp(L1 − r) @ exp(L2 − c)) "
                 "is the product shifted by r_i + c_j, so add back both, + r + c", "c"),
+        suspect(_ONE_SHIFT.format(what="one number for a whole operand (its global max)"),
+                "one_shift"),
+        suspect(_ONE_SHIFT.format(what="one number per matrix"), "one_shift_per_matrix"),
+        suspect("the shifts are taken along the wrong axes: L1 by its column maxima and L2 by "
+                "its row maxima depend on the middle index k, so they do not factor out of "
+                "Σ_k; shift each row of L1 by its max over k (axis −1) and each column of L2 by "
+                "its max over k (axis −2)", "shift_axes_swapped"),
     )
+
 
 
 def _log_matmul_cases(seed):
@@ -347,7 +405,23 @@ def _log_matmul_cases(seed):
     L1[:, 1, :] = -np.inf                                  # a state that reaches nothing
     L2[:, :, 2] = -np.inf                                  # a state that nothing reaches
     cases.append(Case((L1, L2), {"T": 4, "K": 3}))         # rows and columns of −inf: −inf
+    cases.append(_scales_case(rng, rows=True))
+    cases.append(_scales_case(rng, rows=False))
     return tuple(cases)
+
+
+def _scales_case(rng, *, rows, T=3, K=3):
+    """Every answer finite, but at very different scales: with ``rows``, row 1 of every L1 and
+    column 0 of every L2 near −800 (one shift per matrix underflows there); without, the
+    second matrix of both operands near −800 (one shift for the whole batch underflows)."""
+    L1, L2 = rng.normal(scale=1.5, size=(2, T, K, K))
+    if rows:
+        L1[:, 1, :] -= 800.0
+        L2[:, :, 0] -= 800.0
+    else:
+        L1[1] -= 800.0
+        L2[1] -= 800.0
+    return Case((L1, L2), {"T": T, "K": K})
 
 
 @cache
@@ -356,7 +430,7 @@ def _log_matmul_exercise():
     return Exercise(
         name="log_matmul_combine", reference=scan.log_matmul,
         cases=cases, suspects=_log_matmul_suspects(cases),
-        outputs=_single("L", infinities=True), shapes={"L": ("T", "K", "K")}, arg_names=("L1", "L2"),
+        outputs=one_output("L"), shapes={"L": ("T", "K", "K")}, arg_names=("L1", "L2"),
     )
 
 
@@ -389,7 +463,7 @@ def _rate(pairs, guard):
 
 def _stats_variant(obs, M, *, kind, guard=True):
     counts = np.bincount(obs.ravel(), minlength=M)
-    freq = counts if kind == "counts" else counts / obs.size
+    freq = {"counts": counts, "per_row": counts / obs.shape[0]}.get(kind, counts / obs.size)
     changes = obs[:, 1:] != obs[:, :-1]
     if kind == "across":
         flat = obs.ravel()
@@ -432,6 +506,8 @@ def _emissions_mistakes(guard):
     return (
         suspect("frequencies not normalised: divide the counts by the number of "
                 "symbols N·T so that they sum to 1", "counts"),
+        suspect("frequencies divided by the number of sequences N (len(obs)): there are N·T "
+                "symbols, obs.size, and the frequencies must sum to 1", "per_row"),
         suspect("switches counted across sequence boundaries: compare obs[:, 1:] "
                 "with obs[:, :-1] row by row, never the last symbol of one sequence "
                 "with the first of the next", "across"),

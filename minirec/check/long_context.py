@@ -67,17 +67,21 @@ def _ssm_cases():
 
 
 def _ssm_variant(h, x_t, delta_t, A, B_t, C_t, *, decay="zoh", input_delta=True, use_x=True,
-                 read="after", swap_bc=False):
+                 read="after", swap_bc=False, input_zoh=False):
     """The step with one mistake switched on: ``decay`` "zoh" (exp(ΔA)), "no_delta" (exp(A)),
     "minus" (exp(−ΔA)), "euler" (1 + ΔA); ``input_delta=False`` (B x without Δ);
-    ``use_x=False`` (Δ B without x); ``read="before"`` (y from h_{t−1}); ``swap_bc``."""
+    ``use_x=False`` (Δ B without x); ``read="before"`` (y from h_{t−1}); ``swap_bc``;
+    ``input_zoh`` (the exact zero-order hold of the input, (exp(ΔA) − 1)/A · B x)."""
     if swap_bc:
         B_t, C_t = C_t, B_t
     dA = delta_t[..., None] * A                                     # (B, D, N)
     a = {"zoh": np.exp(dA), "no_delta": np.exp(A) + 0 * dA, "minus": np.exp(-dA),
          "euler": 1.0 + dA}[decay]
     u = (delta_t if input_delta else 1.0) * (x_t if use_x else 1.0)
-    h_new = a * h + np.asarray(u)[..., None] * B_t[:, None, :]
+    if input_zoh:
+        h_new = a * h + (a - 1.0) / A * x_t[..., None] * B_t[:, None, :]
+    else:
+        h_new = a * h + np.asarray(u)[..., None] * B_t[:, None, :]
     y = np.einsum("bdn,bn->bd", h_new if read == "after" else h, C_t)
     return h_new, y
 
@@ -105,6 +109,10 @@ def _ssm_suspects():
                      "first, then y_t = Σ_n h_t[..., n] C_t[n]", read="before"),
         _ssm_suspect("B_t and C_t are swapped: B_t writes into the state (Δ_t B_t x_t), C_t "
                      "reads it out (y_t = h_t C_t)", swap_bc=True),
+        _ssm_suspect("the input term is the exact zero-order hold, (e^{Δ A} − 1)/A · B_t x_t: "
+                     "that is the textbook ZOH, but this step (as Mamba's code) discretises the "
+                     "input with the simpler Δ_t B_t x_t; keep exp(Δ A) for the decay only",
+                     input_zoh=True),
     )
 
 
@@ -150,7 +158,8 @@ def _prefix_variant(q, k, v, k_enc, v_enc, *, encoder="all", den_encoder=True, d
     """Prefix-linear attention as a masked sum with one mistake switched on: ``encoder`` "all"
     (every query sees the whole prompt), "none", "causal" (query i sees encoder j ≤ i);
     ``den_encoder=False`` (the encoder sum left out of the normaliser); ``decoder`` "causal",
-    "all" (non-causal over every token), "after_prompt" (only tokens j ≥ M, j ≤ i);
+    "all" (non-causal over every token), "strict" (tokens j < i: o_i read before token i is
+    added), "after_prompt" (only tokens j ≥ M, j ≤ i);
     ``phi_enc=False`` (raw encoder keys)."""
     T, M = q.shape[0], k_enc.shape[0]
     fq, fk = phi(q), phi(k)
@@ -158,7 +167,7 @@ def _prefix_variant(q, k, v, k_enc, v_enc, *, encoder="all", den_encoder=True, d
     i, j = np.arange(T)[:, None], np.arange(M)[None, :]
     enc_mask = {"all": np.ones((T, M)), "none": np.zeros((T, M)), "causal": (j <= i) * 1.0}[encoder]
     jt = np.arange(T)[None, :]
-    dec_mask = {"causal": (jt <= i) * 1.0, "all": np.ones((T, T)),
+    dec_mask = {"causal": (jt <= i) * 1.0, "all": np.ones((T, T)), "strict": (jt < i) * 1.0,
                 "after_prompt": ((jt <= i) & (jt >= M)) * 1.0}[decoder]
     A_enc = (fq @ fe.T) * enc_mask
     A_dec = (fq @ fk.T) * dec_mask
@@ -189,6 +198,9 @@ def _prefix_suspects():
                         "(k, v) in Σ_{j≤i}", decoder="after_prompt"),
         _prefix_suspect("φ not applied to the encoder keys: S_enc = Σ_j φ(k^e_j) v^e_jᵀ and "
                         "z_enc = Σ_j φ(k^e_j)", phi_enc=False),
+        _prefix_suspect("o_t is read before token t is added (off by one in time): the causal "
+                        "sum runs over j ≤ t, so add φ(k_t) v_tᵀ and φ(k_t) to the state first, "
+                        "then read o_t", decoder="strict"),
     )
 
 

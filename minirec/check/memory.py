@@ -55,6 +55,13 @@ def _memory_case(rng, d_v, d_k):
 # The delta-rule write
 # ---------------------------------------------------------------------------------------------
 
+def _memory_hint(case):
+    """What the memory's shape says about its products (appended to a matmul diagnosis)."""
+    d_v, d_k = case.sizes["d_v"], case.sizes["d_k"]
+    return (f"M is (d_v, d_k) = ({d_v}, {d_k}): M @ k, (d_v,), is what the memory returns for "
+            f"the key k (d_k,); Mᵀ (d_k, d_v) maps the other way, so M.T @ k needs d_v = d_k")
+
+
 def _delta_reference(M, k, v, theta):
     return ref.delta_rule_memory(k[None], v[None], k[None], np.array([theta]), M)[1]
 
@@ -99,6 +106,7 @@ def _delta_exercise():
         name="delta_rule_write", reference=_delta_reference, cases=_delta_cases(seed=1986),
         suspects=_delta_suspects(), outputs=one_output("M_new"), shapes={"M_new": ("d_v", "d_k")},
         arg_names=("M", "k", "v", "theta"),
+        matmul_hint=_memory_hint,
         shape_hints={"M_new": "The memory maps a key (d_k,) to a value (d_v,): the outer "
                               "product is np.outer(error (d_v,), k (d_k,))"},
     )
@@ -174,6 +182,7 @@ def _step_variant(M, S, k, v, eta, theta, alpha, *, kind):
     S_new = {"plus": eta * S + theta * G,
              "no_eta": S - theta * G,
              "no_theta": eta * S - G,
+             "eta_all": eta * (S - theta * G),
              "ema": eta * S - (1 - eta) * theta * G}.get(kind, eta * S - theta * G)
     M_new = {"forget_all": (1 - alpha) * (M + S_new),
              "old_S": (1 - alpha) * M + S,
@@ -201,6 +210,9 @@ def _step_suspects():
           "no_theta"),
         s("the gradient's factor 2 is missing: ∇ℓ = 2 (M k − v) kᵀ, the derivative of the "
           "square ‖M k − v‖²", "grad_no_two"),
+        s("η also multiplies the gradient step: S_t = η S_{t−1} − θ ∇ℓ, the momentum decays "
+          "by η but the new surprise −θ ∇ℓ enters undecayed; you wrote η (S − θ ∇ℓ)",
+          "eta_all"),
     )
 
 
@@ -249,11 +261,11 @@ def _chunk_loop(M, S, k, v, q, eta, theta, alpha, *, kind):
         S = np.zeros_like(S)
     for t in range(len(k)):
         at = M if kind == "per_token" else M0
-        G = ref.linear_memory_grad(at, k[t], v[t])
+        G = ref.linear_memory_grad(at, k[t], v[t]) / (2.0 if kind == "no_two" else 1.0)
         before = M
         S = eta[t] * S - theta[t] * G
-        M = (alpha[t] * M if kind == "alpha_keeps" else (1 - alpha[t]) * M) + \
-            (-theta[t] * G if kind == "no_momentum" else S)
+        keep = {"alpha_keeps": alpha[t], "no_forgetting": 1.0}.get(kind, 1 - alpha[t])
+        M = keep * M + (-theta[t] * G if kind == "no_momentum" else S)
         ys.append({"read_before": before, "read_start": M0}.get(kind, M) @ q[t])
     return np.stack(ys), M, S
 
@@ -275,6 +287,10 @@ def _chunk_suspects():
           "momentum scan, not by −θ_t G_t directly", "no_momentum"),
         s("every y_t reads the chunk's first memory: only the gradients are taken at M_{t0−1}; "
           "retrieval reads the memory after step t's write, y_t = M_t q_t", "read_start"),
+        s("the gradient's factor 2 is missing: G_t = 2 (M_{t0−1} k_t − v_t) k_tᵀ, the "
+          "derivative of the square ‖M k − v‖²", "no_two"),
+        s("no forgetting in the memory's scan: M_t = (1 − α_t) M_{t−1} + S_t, the old memory "
+          "decays by 1 − α_t at every step; you kept it whole (a decay of 1)", "no_forgetting"),
     )
 
 

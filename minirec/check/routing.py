@@ -64,6 +64,8 @@ def _top_k_variant(logits, k, *, axis=1, renormalize=True, largest=True, order="
     ranked = np.argsort(-score if largest else score, axis=1, kind="stable")[:, :k]
     if order == "index":
         ranked = np.sort(ranked, axis=1)
+    elif order == "ascending":                         # the k best, worst of them first
+        ranked = ranked[:, ::-1]
     w = np.take_along_axis(score, ranked, axis=1)
     if renormalize:
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -100,6 +102,9 @@ def _top_k_mistakes(guard):
                 "(np.argsort(-p) or p.argsort()[:, ::-1])", largest=False),
         suspect("the experts are in index order, not best first: return them sorted by "
                 "decreasing probability (indices[:, 0] is the top choice)", order="index"),
+        suspect("the k best experts, worst of them first: np.argsort(p)[:, -k:] is in "
+                "ascending order; reverse it ([:, ::-1]) so that indices[:, 0] is the top "
+                "choice", order="ascending"),
         suspect("the weights are the raw logits renormalised, not probabilities: apply "
                 "the softmax first, p = softmax(logits), then take p of the top k",
                 from_logits=True),
@@ -153,6 +158,8 @@ def _balance_variant(probs, indices, *, f_from="counts", per="choices", P_from="
     counts = np.bincount(chosen.ravel(), minlength=E)
     if f_from == "probs":
         f = probs.mean(axis=0)
+    elif per == "floor":
+        f = counts // chosen.size
     else:
         f = counts / (chosen.size if per == "choices" else N)
     P = probs.mean(axis=0) if P_from == "mean" else probs.sum(axis=0)
@@ -178,6 +185,9 @@ def _balance_suspects():
                          P_from="sum"),
         _balance_suspect("only the first choices are counted: f_e counts every one of the k "
                          "choices (all columns of indices)", first_only=True),
+        _balance_suspect("an integer division: the counts are integers, and count // (N·k) is "
+                         "0 for every expert, so the loss is 0; divide with / (a true "
+                         "division gives the fraction f_e)", per="floor"),
     )
 
 

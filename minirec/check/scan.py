@@ -66,9 +66,10 @@ def _down_sweep_variant(combine, levels, identity, *, right="left_sibling", swap
 
     ``before`` holds, for every node of the current level, the combine of all leaves to its left
     (the identity for node 0). Going down: left child 2j gets before(j), right child 2j+1 gets
-    before(j) ⊕ node(2j). ``right="itself"`` uses node(2j+1) there; ``swap_children`` gives the
-    left child the right child's value and vice versa; ``swap_operands`` computes
-    node(2j) ⊕ before(j); ``result="exclusive"`` returns before itself.
+    before(j) ⊕ node(2j). ``right="itself"`` uses node(2j+1) there, ``right="parent"`` gives
+    it before(j) alone (no sibling); ``swap_children`` gives the left child the right child's
+    value and vice versa; ``swap_operands`` computes node(2j) ⊕ before(j);
+    ``result="exclusive"`` returns before itself, ``result="swapped"`` x_t ⊕ before(t).
     """
     before = identity
     for level in reversed(levels[:-1]):
@@ -77,6 +78,8 @@ def _down_sweep_variant(combine, levels, identity, *, right="left_sibling", swap
         sib = level[1:L:2] if right == "itself" else level[0:L - 1:2]
         parent = before[:n_right]
         rights = combine(sib, parent) if swap_operands else combine(parent, sib)
+        if right == "parent":
+            rights = parent
         lefts = before[:n_left]
         new = np.empty(np.broadcast_shapes(level.shape, before[:1].shape), dtype=level.dtype)
         if swap_children:
@@ -88,6 +91,8 @@ def _down_sweep_variant(combine, levels, identity, *, right="left_sibling", swap
         before = new
     if result == "exclusive":
         return before
+    if result == "swapped":
+        return combine(levels[0], before)
     return combine(before, levels[0])
 
 
@@ -111,6 +116,13 @@ def _down_sweep_suspects():
         _down_sweep_suspect("operands of ⊕ in the wrong order: left is earlier, so the right "
                             "child gets before(j) ⊕ node(2j), not node(2j) ⊕ before(j) (a sum "
                             "does not mind; a matrix product does)", swap_operands=True),
+        _down_sweep_suspect("the right child got its parent's prefix alone: before(2j+1) = "
+                            "before(j) ⊕ node(2j), the parent's prefix combined with the LEFT "
+                            "sibling; without it every prefix stays the identity",
+                            right="parent"),
+        _down_sweep_suspect("operands of the final ⊕ in the wrong order: the leaf's prefix is "
+                            "earlier, so y_t = before(t) ⊕ x_t, not x_t ⊕ before(t) (a sum does "
+                            "not mind; a matrix product does)", result="swapped"),
     )
 
 
@@ -310,12 +322,14 @@ def _chunk_starts(T, C):
 
 
 def _fixup_variant(local_a, local_b, C, *, first=False, shift=0, decay=True, accumulate=True,
-                   order="carry_first"):
+                   order="carry_first", offset=0):
     """Chunk k (steps kC … kC + C − 1) composed with carry(k) = the combine of every earlier
     chunk, with one mistake switched on: ``first`` also fixes chunk 0 (with the carry
     ``a[-1], b[-1]`` that Python's index −1 wraps to); ``shift=1`` gives chunk k the carry of
     chunk k − 1; ``decay=False`` adds carry_b to b without local_a; ``accumulate=False`` uses
-    the previous chunk's LOCAL total as the carry; ``order="local_first"`` composes local ∘ carry.
+    the previous chunk's LOCAL total as the carry; ``order="local_first"`` composes local ∘ carry;
+    ``offset=1`` fixes steps kC + 1 … kC + C (the chunk's slice one step late) with the carry
+    read at kC − 1.
     """
     T = local_a.shape[0]
     a, b = local_a.copy(), local_b.copy()
@@ -333,12 +347,13 @@ def _fixup_variant(local_a, local_b, C, *, first=False, shift=0, decay=True, acc
             ca, cb = a[src].copy(), b[src].copy()                  # src = −1 wraps when k = 0
         else:
             ca, cb = local_a[src], local_b[src]
-        la, lb = local_a[s:s + C], local_b[s:s + C]
+        span = slice(s + offset, s + C + offset)
+        la, lb = local_a[span], local_b[span]
         if order == "local_first":
-            a[s:s + C], b[s:s + C] = ca * la, ca * lb + cb
+            a[span], b[span] = ca * la, ca * lb + cb
         else:
-            a[s:s + C] = ca * la
-            b[s:s + C] = la * cb + lb if decay else cb + lb
+            a[span] = ca * la
+            b[span] = la * cb + lb if decay else cb + lb
     return a, b
 
 
@@ -364,6 +379,10 @@ def _fixup_suspects():
         _fixup_suspect("composed in the wrong order: the carry is earlier, so it acts first, "
                        "carry ⊕ local = (A·a_i, a_i·B + b_i), not local ∘ carry",
                        order="local_first"),
+        _fixup_suspect("the chunk's slice is off by one: chunk k is steps kC … kC + C − 1, "
+                       "[start:start + C]; you fixed start + 1 … start + C, so the chunk's first "
+                       "step keeps its local value and the next chunk's first step gets this "
+                       "chunk's carry", offset=1),
     )
 
 

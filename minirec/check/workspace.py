@@ -97,7 +97,8 @@ def check_increment_module(increment_module) -> None:
 
 def _write_variant(w, gates, a_onehot, *, order=(0, 1, 2), residual=False, input_from="a",
                    gate_rows="own", use_gates=True):
-    g = gates[:1].repeat(gates.shape[0], axis=0) if gate_rows == "first" else gates
+    g = {"own": lambda: gates, "first": lambda: gates[:1].repeat(gates.shape[0], axis=0),
+         "reshaped": lambda: gates.reshape(gates.shape[1], gates.shape[0]).T}[gate_rows]()
     proposals = [a_onehot if input_from == "a" else w, ref.increment_module(w), w]
     if not use_gates:
         return sum(proposals)
@@ -127,6 +128,10 @@ def _write_suspects():
                        gate_rows="first"),
         _write_suspect("the gates are not applied: the proposals were summed with weight one "
                        "each; the write is Σ_m g_m M_m(w)", use_gates=False),
+        _write_suspect("gates.reshape(M, B) is not gates.T: a reshape regroups the values in "
+                       "memory order (gates[0, 0], gates[0, 1], … fill the first module's row), "
+                       "mixing examples and modules; index gates[:, m] (or use gates.T[m])",
+                       gate_rows="reshaped"),
     )
 
 

@@ -125,3 +125,39 @@ def stream_step_with_torch(state, s_t, v_t):
 
 
 ALTERNATIVES = [stream_step_as_a_combine, stream_step_with_torch]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+@mutant(MUTANTS, "w not rescaled when the max grows", wrong={"w", "o"})
+def only_the_normaliser_rescaled(state, s_t, v_t):
+    m, u, w = state
+    m_new = np.fmax(m, s_t)
+    e_new = np.exp(s_t - m_new)
+    u_new = np.exp(m - m_new) * u + e_new
+    w_new = w + e_new[:, None] * v_t
+    return (m_new, u_new, w_new), w_new / u_new[:, None]
+
+
+@mutant(MUTANTS, "the running max was replaced by the current score", wrong={"m", "u", "w"})
+def max_is_the_latest_score(state, s_t, v_t):
+    m, u, w = state
+    decay = np.exp(m - s_t)                                # relative to s_t, not to the max
+    u_new = decay * u + 1.0
+    w_new = decay[:, None] * w + v_t
+    return (s_t.copy(), u_new, w_new), w_new / u_new[:, None]
+
+
+@mutant(MUTANTS, "no max shift at all", wrong={"u", "w"})
+def running_sums_of_exponentials(state, s_t, v_t):
+    m, u, w = state
+    weight = np.exp(s_t)
+    return ((np.fmax(m, s_t), u + weight, w + weight[:, None] * v_t),
+            (w + weight[:, None] * v_t) / (u + weight)[:, None])
+
+
+@mutant(MUTANTS, "o_t divides by the old u", wrong={"o"})
+def output_over_previous_normaliser(state, s_t, v_t):
+    (m_new, u_new, w_new), _ = correct(state, s_t, v_t)
+    with np.errstate(divide="ignore"):
+        return (m_new, u_new, w_new), w_new / state[1][:, None]

@@ -129,3 +129,25 @@ def combine_with_torch(left, right):
 
 
 ALTERNATIVES = [combine_row_by_row, combine_with_torch]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+@mutant(MUTANTS, "only the right side was rescaled", wrong={"u", "w"})
+def left_assumed_to_hold_the_max(left, right):
+    # the left prefix is taken as it is, as if its max were always the larger one
+    mA, uA, wA = left
+    mB, uB, wB = right
+    m = np.fmax(mA, mB)
+    g = np.exp(mB - np.where(np.isneginf(m), 0.0, m))
+    return m, uA + g * uB, wA + g[:, None] * wB
+
+
+@mutant(MUTANTS, "the exponent's sign is flipped", wrong={"u", "w"})
+def factors_upside_down(left, right):
+    mA, uA, wA = left
+    mB, uB, wB = right
+    m = np.fmax(mA, mB)
+    top = np.where(np.isneginf(m), 0.0, m)
+    fA, fB = np.exp(top - mA), np.exp(top - mB)           # e^{m − mA}: ≥ 1, inf for an empty side
+    return m, fA * uA + fB * uB, fA[:, None] * wA + fB[:, None] * wB

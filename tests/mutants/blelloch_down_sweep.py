@@ -89,3 +89,31 @@ def down_sweep_recursive(combine, levels, identity):
 
 
 ALTERNATIVES = [down_sweep_recursive]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+def _prefixes(combine, levels, identity, right_child):
+    """The exclusive prefixes of the leaves, going down level by level; ``right_child(parent,
+    sibling)`` is what a right child receives."""
+    before = identity
+    for depth in range(len(levels) - 2, -1, -1):
+        level = levels[depth]
+        children = []
+        for j in range(len(level)):
+            parent = before[j // 2:j // 2 + 1]
+            children.append(parent if j % 2 == 0 else right_child(parent, level[j - 1:j]))
+        before = np.concatenate(children)
+    return before
+
+
+@mutant(MUTANTS, "operands of the final ⊕ in the wrong order", wrong={"y"})
+def leaf_combined_first(combine, levels, identity):
+    before = _prefixes(combine, levels, identity, combine)
+    return combine(levels[0], before)                    # x_t ⊕ prefix instead of prefix ⊕ x_t
+
+
+@mutant(MUTANTS, "the right child got its parent's prefix alone", wrong={"y"})
+def right_child_inherits_only(combine, levels, identity):
+    before = _prefixes(combine, levels, identity, lambda parent, sibling: parent)
+    return combine(before, levels[0])

@@ -97,3 +97,19 @@ def _right_combine(left, right):
 
 
 ALTERNATIVES = [fixup_with_the_right_combine]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+@mutant(MUTANTS, "the chunk's slice is off by one", wrong={"a", "b"})
+def chunks_shifted_by_one_step(local_a, local_b, C):
+    # every chunk boundary read at start − 1 but the chunk taken one step late
+    a, b = local_a.copy(), local_b.copy()
+    T = len(a)
+    for k in range(1, (T + C - 1) // C):
+        start = k * C
+        A, B = a[start - 1].copy(), b[start - 1].copy()
+        for t in range(start + 1, min(start + C + 1, T)):
+            a[t] = A * local_a[t]
+            b[t] = local_a[t] * B + local_b[t]
+    return a, b

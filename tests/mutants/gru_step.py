@@ -239,3 +239,17 @@ def gru_in_a_loop(x, h, params):
 
 
 ALTERNATIVES = [gru_with_torch_cell, gru_in_a_loop]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+@mutant(MUTANTS, "sigmoid where tanh belongs", wrong={"h_new"})
+def candidate_squashed_into_zero_one(x, h, params):
+    # the candidate goes through the logistic function like the gates
+    H = h.shape[1]
+    a = x @ params["weight_ih"].T + params["bias_ih"]
+    b = h @ params["weight_hh"].T + params["bias_hh"]
+    r = 1.0 / (1.0 + np.exp(-(a[:, :H] + b[:, :H])))
+    z = 1.0 / (1.0 + np.exp(-(a[:, H:2 * H] + b[:, H:2 * H])))
+    n = 1.0 / (1.0 + np.exp(-(a[:, 2 * H:] + r * b[:, 2 * H:])))
+    return z * h + (1.0 - z) * n

@@ -141,3 +141,13 @@ def gru_backward_with_torch_autograd(x, h, params, dh_new):
 
 
 ALTERNATIVES = [gru_backward_with_torch_autograd]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+@mutant(MUTANTS, "bias_hh was taken from the input side", wrong={"bias_hh"})
+def bias_gradients_copied(x, h, params, dh_new):
+    # bias_hh given the same gradient as bias_ih (r forgotten on the hidden n block)
+    grads = correct(x, h, params, dh_new)
+    grads["bias_hh"] = grads["bias_ih"].copy()
+    return grads

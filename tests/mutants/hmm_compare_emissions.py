@@ -119,3 +119,15 @@ def emissions_with_torch(obs_model, obs_target, n_symbols):
 
 
 ALTERNATIVES = [emissions_with_torch]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+@mutant(MUTANTS, "frequencies divided by the number of sequences N",
+        wrong={"freq_model", "freq_target", "total_variation"})
+def frequencies_per_sequence(obs_model, obs_target, n_symbols):
+    out = correct(obs_model, obs_target, n_symbols)
+    for key, obs in (("freq_model", obs_model), ("freq_target", obs_target)):
+        out[key] = np.array([(obs == s).sum() for s in range(n_symbols)]) / obs.shape[0]
+    out["total_variation"] = 0.5 * np.abs(out["freq_model"] - out["freq_target"]).sum()
+    return out

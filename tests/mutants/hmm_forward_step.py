@@ -112,3 +112,29 @@ def forward_step_with_torch(log_alpha, log_A, log_b):
 
 
 ALTERNATIVES = [forward_step_with_scipy, forward_step_with_logaddexp, forward_step_with_torch]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+@mutant(MUTANTS, "you shifted log_alpha by its row max", wrong={"log_alpha_new"})
+def only_alpha_shifted(log_alpha, log_A, log_b):
+    top = np.max(log_alpha, axis=1)[:, None]
+    alpha = np.exp(log_alpha - top)                        # ≤ 1, but exp(log_A) is not shifted
+    with np.errstate(divide="ignore"):
+        return np.log(np.einsum("ni,ij->nj", alpha, np.exp(log_A))) + top + log_b
+
+
+@mutant(MUTANTS, "you shifted log_A by its column max", wrong={"log_alpha_new"})
+def only_transitions_shifted(log_alpha, log_A, log_b):
+    top = log_A.max(axis=0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.exp(log_alpha) @ np.exp(log_A - top)) + top + log_b
+
+
+@mutant(MUTANTS, "NaN where the expected value is −inf", wrong={"log_alpha_new"})
+def unguarded_shift_with_warnings_off(log_alpha, log_A, log_b):
+    # the NaN of −inf − (−inf) silenced instead of guarded
+    scores = log_alpha[:, :, None] + log_A[None]
+    best = np.max(scores, axis=1)
+    with np.errstate(invalid="ignore"):
+        return best + np.log(np.sum(np.exp(scores - best[:, None, :]), axis=1)) + log_b

@@ -97,3 +97,37 @@ def log_matmul_with_torch(L1, L2):
 
 
 ALTERNATIVES = [log_matmul_with_scipy, log_matmul_in_a_loop, log_matmul_with_torch]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+def _shifted_product(L1, L2, r, c):
+    with np.errstate(divide="ignore"):
+        return np.log(np.matmul(np.exp(L1 - r), np.exp(L2 - c))) + r + c
+
+
+@mutant(MUTANTS, "one number for a whole operand", wrong={"L"})
+def one_shift_each(L1, L2):
+    return _shifted_product(L1, L2, L1.max(), L2.max())
+
+
+@mutant(MUTANTS, "one number per matrix", wrong={"L"})
+def one_shift_per_matrix(L1, L2):
+    r = L1.reshape(len(L1), -1).max(axis=1)[:, None, None]
+    c = L2.reshape(len(L2), -1).max(axis=1)[:, None, None]
+    return _shifted_product(L1, L2, r, c)
+
+
+@mutant(MUTANTS, "the shifts are taken along the wrong axes", wrong={"L"})
+def shifts_on_the_middle_index(L1, L2):
+    r = np.max(L1, axis=1, keepdims=True)                  # L1's column maxima
+    c = np.max(L2, axis=2, keepdims=True)                  # L2's row maxima
+    r, c = np.nan_to_num(r, neginf=0.0), np.nan_to_num(c, neginf=0.0)
+    return _shifted_product(L1, L2, r, c)
+
+
+@mutant(MUTANTS, "NaN where the expected value is −inf", wrong={"L"})
+def unguarded_shifts_with_warnings_off(L1, L2):
+    r, c = L1.max(axis=-1, keepdims=True), L2.max(axis=-2, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        return _shifted_product(L1, L2, r, c)

@@ -90,3 +90,28 @@ def backtrack_vectorised(backpointers, last_state):
 
 
 ALTERNATIVES = [backtrack_vectorised]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+@mutant(MUTANTS, "every sequence followed sequence 0's pointers", wrong={"path"})
+def one_table_for_all(backpointers, last_state):
+    N, T, _ = backpointers.shape
+    path = np.zeros((N, T), dtype=np.int64)
+    path[:, -1] = last_state
+    for t in range(T - 1, 0, -1):
+        table = backpointers[:, t][:, path[:, t]]         # (N, N): row n, every sequence's state
+        path[:, t - 1] = table[0]
+    return path
+
+
+@mutant(MUTANTS, "right at every step but the first", wrong={"path"})
+def loop_ends_before_the_first_step(backpointers, last_state):
+    N, T, _ = backpointers.shape
+    path = np.full((N, T), -1, dtype=np.int64)             # the first column is never filled
+    path[:, T - 1] = last_state
+    t = T - 1
+    while t > 1:
+        path[:, t - 1] = backpointers[np.arange(N), t, path[:, t]]
+        t -= 1
+    return path

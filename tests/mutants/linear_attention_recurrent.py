@@ -152,3 +152,11 @@ def linear_attention_with_torch(q, k, v, state):
 
 
 ALTERNATIVES = [linear_attention_by_cumsum, linear_attention_with_torch]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+@mutant(MUTANTS, "the state passed in was ignored", wrong={"o", "S", "z"})
+def fresh_state(q, k, v, state):
+    d_k, d_v = q.shape[1], v.shape[1]
+    return correct(q, k, v, (np.zeros((d_k, d_v)), np.zeros(d_k)))

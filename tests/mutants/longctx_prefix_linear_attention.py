@@ -137,3 +137,16 @@ def prefix_attention_with_torch(q, k, v, k_enc, v_enc):
 
 
 ALTERNATIVES = [prefix_attention_by_cumsum, prefix_attention_with_torch]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+@mutant(MUTANTS, "o_t is read before token t is added", wrong={"o"})
+def query_sees_only_earlier_tokens(q, k, v, k_enc, v_enc):
+    out = []
+    for i in range(len(q)):
+        keys = np.vstack([phi(k_enc), phi(k[:i])])         # k[:i]: token i itself left out
+        values = np.vstack([v_enc, v[:i]])
+        weights = keys @ phi(q[i])
+        out.append(weights @ values / weights.sum())
+    return np.array(out)

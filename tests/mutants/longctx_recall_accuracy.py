@@ -97,3 +97,12 @@ def accuracy_with_a_masked_array(logits, targets):
 
 
 ALTERNATIVES = [accuracy_with_torch, accuracy_with_a_masked_array]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+@mutant(MUTANTS, "with a boolean mask of shape")
+def prediction_over_the_batch_axis(logits, targets):
+    guess = np.argmax(logits, axis=1)                      # (T, V): the batch axis reduced
+    mask = targets >= 0
+    return float(np.mean(guess[mask] == targets[mask]))

@@ -101,3 +101,13 @@ def selective_step_by_einsum(h, x_t, delta_t, A, B_t, C_t):
 
 
 ALTERNATIVES = [selective_step_with_torch, selective_step_by_einsum]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+@mutant(MUTANTS, "the input term is the exact zero-order hold", wrong={"h_new", "y_t"})
+def textbook_zero_order_hold(h, x_t, delta_t, A, B_t, C_t):
+    a = np.exp(delta_t[:, :, None] * A[None])
+    b_bar = (a - 1.0) / A[None] * B_t[:, None, :]         # A⁻¹ (e^{ΔA} − 1) B
+    h_new = a * h + b_bar * x_t[:, :, None]
+    return h_new, (h_new * C_t[:, None, :]).sum(axis=-1)

@@ -170,3 +170,14 @@ def lstm_by_einsum(x, state, params):
 
 
 ALTERNATIVES = [lstm_with_torch_cell, lstm_by_einsum]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+@mutant(MUTANTS, "sigmoid where tanh belongs", wrong={"h_new"})
+def cell_state_through_sigmoid(x, state, params):
+    # h' = o ⊙ σ(c'): the output squashes the cell with the gates' function
+    h, c = state
+    a_i, a_f, a_g, a_o = np.split(_pre(x, h, params), 4, axis=1)
+    c_new = sigmoid(a_f) * c + sigmoid(a_i) * np.tanh(a_g)
+    return sigmoid(a_o) * sigmoid(c_new), c_new

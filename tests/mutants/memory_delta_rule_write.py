@@ -104,3 +104,11 @@ ALTERNATIVES = [delta_in_a_loop, delta_with_torch]
 def theta_on_the_target_only(M, k, v, theta):
     # θ scales v but not the memory's prediction: (θ v − M k) kᵀ, no suspect
     return M + np.outer(theta * v - M @ k, k)
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+@mutant(MUTANTS, "without the .T, M (3, 5) fits")
+def memory_read_through_its_transpose(M, k, v, theta):
+    recalled = M.T @ k                                     # runs only when d_v == d_k
+    return M + theta * np.outer(v - recalled, k)

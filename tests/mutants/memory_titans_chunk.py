@@ -102,3 +102,18 @@ def chunk_in_a_loop(M, S, k, v, q, eta, theta, alpha):
 
 
 ALTERNATIVES = [chunk_in_a_loop]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+@mutant(MUTANTS, "the gradient's factor 2 is missing", wrong={"y", "M_new", "S_new"})
+def half_gradient(M, S, k, v, q, eta, theta, alpha):
+    return correct(M, S, k, v, q, eta, theta / 2, alpha)    # θ G / 2: the square's 2 dropped
+
+
+@mutant(MUTANTS, "no forgetting in the memory's scan", wrong={"y", "M_new"})
+def memory_never_decays(M, S, k, v, q, eta, theta, alpha):
+    G = 2 * np.einsum("ti,tj->tij", k @ M.T - v, k)
+    S_all = linear_recurrence(eta[:, None, None], -theta[:, None, None] * G, S)
+    M_all = M + np.cumsum(S_all, axis=0)                   # M_t = M_{t−1} + S_t: α left out
+    return np.einsum("tij,tj->ti", M_all, q), M_all[-1], S_all[-1]

@@ -114,3 +114,11 @@ def titans_step_with_torch_autograd(M, S, k, v, eta, theta, alpha):
 
 
 ALTERNATIVES = [titans_step_with_torch_autograd]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+@mutant(MUTANTS, "η also multiplies the gradient step", wrong={"M_new", "S_new"})
+def momentum_decay_on_both_terms(M, S, k, v, eta, theta, alpha):
+    S_new = eta * (S - theta * _grad(M, k, v))
+    return (1 - alpha) * M + S_new, S_new

@@ -94,3 +94,12 @@ def router_with_torch_cell(h, r_prev, router):
 
 
 ALTERNATIVES = [router_with_torch_cell]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+@mutant(MUTANTS, "is the softmax of the expected value", wrong={"logits"})
+def routing_probabilities_returned(h, r_prev, router):
+    logits, r = correct(h, r_prev, router)
+    p = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return p / p.sum(axis=-1, keepdims=True), r

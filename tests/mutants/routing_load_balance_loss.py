@@ -81,3 +81,13 @@ def balance_in_a_loop(probs, indices):
 
 
 ALTERNATIVES = [balance_with_torch, balance_in_a_loop]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+@mutant(MUTANTS, "an integer division", wrong={"loss"})
+def fraction_by_floor_division(probs, indices):
+    E = probs.shape[1]
+    counts = np.array([np.count_nonzero(indices == e) for e in range(E)])
+    f = counts // len(indices.ravel())                     # whole numbers: 0 for every expert
+    return float(E * (f * probs.mean(axis=0)).sum())

@@ -83,7 +83,7 @@ def unshifted_and_not_renormalised(logits, k):
     return np.take_along_axis(p, idx, axis=1), idx
 
 
-@mutant(MUTANTS, "no known mistake matches your result", wrong={"weights", "indices"})
+@mutant(MUTANTS, "the k best experts, worst of them first", wrong={"weights", "indices"})
 def argpartition_order(logits, k):
     # the k best experts, but in the order np.argpartition leaves them, not best first
     z = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -123,3 +123,15 @@ def top_k_in_a_loop(logits, k):
 
 
 ALTERNATIVES = [top_k_with_torch, top_k_with_scipy, top_k_in_a_loop]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+@mutant(MUTANTS, "the k best experts, worst of them first", wrong={"weights", "indices"})
+def best_k_in_rising_order(logits, k):
+    # the last k columns of an ascending sort: the right experts, smallest first
+    E = logits.shape[1]
+    idx = np.argsort(logits, axis=1)[:, E - k:]
+    top = np.take_along_axis(logits, idx, axis=1)
+    e = np.exp(top - top.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True), idx

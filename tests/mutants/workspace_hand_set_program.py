@@ -85,3 +85,10 @@ def program_from_a_choice_table(b, n_steps):
 
 
 ALTERNATIVES = [program_from_a_choice_table]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+@mutant(MUTANTS, "is example 0's", wrong={"program"})
+def first_count_for_everyone(b, n_steps):
+    return correct(np.full_like(b, b[0]), n_steps)

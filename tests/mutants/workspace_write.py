@@ -71,3 +71,12 @@ def write_by_einsum(w, gates, a_onehot):
 
 
 ALTERNATIVES = [write_by_einsum]
+
+
+# --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
+
+@mutant(MUTANTS, "gates.reshape(M, B) is not gates.T", wrong={"w_new"})
+def gates_regrouped_by_reshape(w, gates, a_onehot):
+    per_module = gates.reshape(gates.shape[1], gates.shape[0])       # (M, B), not the transpose
+    proposals = (a_onehot, np.roll(w, 1, axis=1), w)
+    return sum(g[:, None] * p for g, p in zip(per_module, proposals, strict=True))

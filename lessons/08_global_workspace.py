@@ -330,7 +330,7 @@ for name, rs in runs.items():
 # the size of each model, and how many increments each workspace controller runs after its last
 # input step when asked for $b = 9$ (nine is right):
 
-# %%
+# %% tags=["nbval-ignore-output"]
 def summary(name):
     a = acc[name]
     return " ".join(f"{a[:, j].mean():7.2f} ({int(np.sum(a[:, j] == 1.0))}/{len(a)})"

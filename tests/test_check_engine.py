@@ -479,11 +479,23 @@ def test_the_minus_inf_content_of_a_case_is_named():
 
     def wrong_with_minus_inf(x, theta):
         y = theta * np.cumsum(x, axis=0)
-        return np.where(np.isneginf(y), 0.0, y)
+        bump = np.isneginf(x).any() * np.cos(np.where(np.isfinite(y), y, 0.0))
+        return y + bump                                               # −inf stays −inf
     diagnosis = toy_diagnosis(wrong_with_minus_inf, ex)
     assert diagnosis.startswith("right on cases 1, 2 but wrong on case 3: what differs is x "
                                 "holds −inf where wrong, not where right — look at the lines "
                                 "where x matters")
+
+
+def test_a_number_where_minus_inf_is_expected_and_right_elsewhere_is_named():
+    ex = scaled_toy((0.5, 0.5, 0.5), ((4, 3), (4, 3), (4, 3)), neg_inf_in=(2,))
+
+    def guard_returned(x, theta):
+        y = theta * np.cumsum(x, axis=0)
+        return np.where(np.isneginf(y), 0.0, y)
+    assert toy_diagnosis(guard_returned, ex).startswith(
+        "your y is a number (0) where the expected value is −inf (case 3, at [0, 0]), and right "
+        "everywhere else: the infinity was replaced")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -517,3 +529,156 @@ def test_a_suspects_shape_error_stands_for_the_learners_of_another_type():
     learner_raised = [IndexError("boolean index did not match")] * len(ex.cases)
     assert diagnose((suspect,), ex.cases, learner_raised, ex.outputs) is suspect
     assert diagnose((suspect,), ex.cases, [KeyError("k")] * len(ex.cases), ex.outputs) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Probe 2: a small ε, a permuted row, one example everywhere, the step that goes wrong, a
+# factor of an argument's length, NaN only where every wrong case shows it, guard suspects
+# ---------------------------------------------------------------------------------------------
+
+def test_an_epsilon_in_a_denominator_is_named_before_float32():
+    ex = toy(reference=lambda x: np.cumsum(x, axis=0) / (1.0 + x * x))
+    diagnosis = toy_diagnosis(lambda x: np.cumsum(x, axis=0) / (1.0 + x * x + 1e-7), ex)
+    assert diagnosis.startswith("your y is slightly smaller in magnitude than the expected value")
+    assert "an ε added to a denominator" in diagnosis and diagnosis != FLOAT32_ROUNDING
+
+
+def test_an_epsilon_that_enlarges_is_named_too():
+    diagnosis = toy_diagnosis(lambda x: np.cumsum(x, axis=0) * (1 + 3e-7))
+    assert diagnosis.startswith("your y is slightly larger in magnitude")
+
+
+def test_float32_rounding_errs_both_ways_and_is_not_an_epsilon():
+    diagnosis = toy_diagnosis(lambda x: np.cumsum(x.astype(np.float32), axis=0).astype(np.float64))
+    assert diagnosis == FLOAT32_ROUNDING
+
+
+def test_rows_in_another_order_are_named_but_not_one_hot_rows():
+    ex = toy(sizes=((3, 5), (4, 6)), reference=lambda x: np.sort(x, axis=1)[:, ::-1],
+             shapes={"y": ("T", "D")})
+    rng = np.random.default_rng(9)
+    diagnosis = toy_diagnosis(lambda x: rng.permuted(np.sort(x, axis=1), axis=1), ex)
+    assert diagnosis.startswith("each row of your y (along its last axis) holds the expected "
+                                "values, in another order")
+    hot = toy(sizes=((3, 5), (4, 6)), reference=lambda x: np.eye(x.shape[1])[x.argmax(axis=1)])
+    assert "another order" not in toy_diagnosis(
+        lambda x: np.eye(x.shape[1])[x.argmin(axis=1)], hot)
+
+
+def per_example_toy():
+    """y[k, b] = k < n_b: one column per example, n a count per example."""
+    rng = np.random.default_rng(3)
+    cases = tuple(Case((rng.permutation(B) + 1, K), {"K": K, "B": B}) for K, B in ((6, 4), (7, 5)))
+    return Exercise(name="counts", reference=lambda n, K: (np.arange(K)[:, None] < n) * 1.0,
+                    cases=cases, suspects=(), outputs=one_output("y"), shapes={"y": ("K", "B")},
+                    arg_names=("n", "K"))
+
+
+def test_the_example_with_the_largest_argument_given_to_all_is_named():
+    diagnosis = toy_diagnosis(lambda n, K: (np.arange(K)[:, None] < np.full_like(n, n.max())) * 1.0,
+                              per_example_toy())
+    assert diagnosis.startswith("every example of your y (along B) is that of the example with "
+                                "the largest n, on every case")
+
+
+def test_a_step_that_goes_wrong_is_named():
+    late = toy_diagnosis(lambda x: np.cumsum(x, axis=0)
+                         * np.where(np.arange(len(x))[:, None] == 0, 1.0, 1.5))
+    assert late.startswith("your y is right at step 0 and wrong from step 1 on (along T, on "
+                           "every case)")
+
+
+def chunked_toy():
+    rng = np.random.default_rng(5)
+    cases = tuple(Case((rng.normal(size=(T, 2)), C), {"T": T, "C": C, "D": 2})
+                  for T, C in ((7, 2), (9, 3), (8, 4)))
+    return Exercise(name="running_sum", reference=lambda x, C: np.cumsum(x, axis=0), cases=cases,
+                    suspects=(), outputs=one_output("y"), shapes={"y": ("T", "D")},
+                    arg_names=("x", "C"))
+
+
+def test_a_chunk_that_goes_wrong_is_named_by_its_size():
+    def first_chunk_only(x, C):
+        y = np.cumsum(x, axis=0)
+        return np.where(np.arange(len(x))[:, None] < C, y, y + x)
+    assert toy_diagnosis(first_chunk_only, chunked_toy()).startswith(
+        "your y is right at steps 0 … C − 1 and wrong from step C on")
+
+
+def test_a_wrong_first_step_names_the_outputs_without_a_time_axis_as_wrong_too():
+    ex = toy(reference=lambda x: (np.cumsum(x, axis=0), x.sum(axis=0)),
+             outputs=pair_output("running_sum", "y", "total"),
+             shapes={"y": ("T", "D"), "total": ("D",)})
+
+    def skips_step_0(x):
+        y = np.cumsum(x, axis=0)
+        y[0] = 0.0
+        return y, x[1:].sum(axis=0)
+    diagnosis = toy_diagnosis(skips_step_0, ex)
+    assert diagnosis.startswith("your y is right at every step but the first (T index 0), where "
+                                "it is all zeros; total is wrong too: the first step is left "
+                                "out or computed apart from the others")
+
+
+def test_a_factor_that_is_an_arguments_length_is_named_per_tensor():
+    rng = np.random.default_rng(2)
+    cases = tuple(Case((rng.normal(size=(n, 3)), rng.normal(size=(m, 3))), {"N": n, "D": 3})
+                  for n, m in ((2, 3), (4, 2), (3, 5)))
+    ex = Exercise(name="means", reference=lambda a, b: (a.mean(0), b.mean(0), a.mean() - b.mean()),
+                  cases=cases, suspects=(), outputs=lambda r, c: dict(zip("uvd", r, strict=True)),
+                  shapes={"u": ("D",), "v": ("D",), "d": ()}, arg_names=("a", "b"))
+    diagnosis = toy_diagnosis(lambda a, b: (a.sum(0), b.sum(0), a.mean() - b.mean() + 1), ex)
+    assert diagnosis.startswith("your u is the expected value multiplied by N on every case")
+    assert "your v is the expected value multiplied by b.shape[0] on every case" in diagnosis
+    assert diagnosis.endswith("d is wrong too")
+
+
+def test_nan_is_not_blamed_for_a_case_that_is_wrong_without_it():
+    def nan_on_one_case_wrong_on_all(x):
+        y = 2.0 * np.cumsum(x, axis=0) + 1.0
+        if len(x) == 5:
+            y[0, 0] = np.nan
+        return y
+    assert "NaN or inf" not in toy_diagnosis(nan_on_one_case_wrong_on_all)
+
+
+def test_a_floating_point_error_is_matched_to_a_suspect_that_raises_the_same():
+    from minirec.check._guards import raising, run_guarded_check
+    rng = np.random.default_rng(4)
+    cases = (Case((rng.normal(size=(3, 4)),), {"N": 3, "E": 4}),
+             Case((rng.normal(size=(4, 4)) + 800.0 * (np.arange(4) % 2)[:, None],), {"N": 4, "E": 4}))
+
+    def softmax(z, shift):
+        e = np.exp(z - shift(z))
+        return e / e.sum(axis=1, keepdims=True)
+    suspects = (Suspect("no shift at all", raising(lambda z: softmax(z, lambda z: 0.0), quiet=True)),
+                Suspect("one shift for the batch", raising(lambda z: softmax(z, np.max), quiet=True)))
+    ex = Exercise(name="softmax", cases=cases, suspects=suspects, outputs=one_output("p"),
+                  reference=lambda z: softmax(z, lambda z: z.max(axis=1, keepdims=True)),
+                  shapes={"p": ("N", "E")}, arg_names=("z",))
+    with pytest.raises(CheckFailed) as info:
+        run_guarded_check(ex, lambda z: softmax(z, np.max), (("invalid value", "no shift"),))
+    assert info.value.diagnosis == "one shift for the batch"
+    with pytest.raises(CheckFailed) as info:
+        run_guarded_check(ex, lambda z: softmax(z, lambda z: 0.0), ())
+    assert info.value.diagnosis == "no shift at all"        # an overflow, not the invalid 0/0
+
+
+def test_zeros_at_the_last_step_and_wrong_elsewhere_are_named():
+    def last_step_left_out(x):
+        y = np.cumsum(x[::-1][1:], axis=0)[::-1]          # a suffix sum that misses x[T − 1]
+        return np.concatenate([y, np.zeros_like(x[:1])])
+    ex = toy(reference=lambda x: np.cumsum(x[::-1], axis=0)[::-1])
+    assert toy_diagnosis(last_step_left_out, ex).startswith(
+        "your y is all zeros at the last step (T index T − 1), where the expected value is not, "
+        "and wrong at other steps too: zeros are what a step that is never computed or written "
+        "leaves")
+
+
+def test_a_step_that_goes_wrong_later_each_case_is_named_with_its_steps():
+    def wrong_from_the_middle(x):
+        y = np.cumsum(x, axis=0)
+        return np.where(np.arange(len(x))[:, None] >= len(x) // 2, y + 1.0 + x ** 2, y)
+    assert toy_diagnosis(wrong_from_the_middle).startswith(
+        "your y is right up to a step and wrong at every step from it to the end (along T: from "
+        "step 1 on case 1, 2 on case 2")

@@ -65,6 +65,13 @@ def test_underflow_cases_have_finite_answers():
         assert any(not np.isfinite(naive.fn(*c.args)).all() for c in deep)
 
 
+def test_forward_step_has_sequences_far_apart_in_one_call():
+    """One sequence near −800 beside one near 0: one max shift for the batch underflows."""
+    cases = checks._forward_step_exercise().cases
+    assert any(np.isfinite(c.args[0]).all() and np.ptp(c.args[0].max(axis=1)) > 745
+               for c in cases)
+
+
 def test_guard_cases_sum_only_minus_inf_somewhere():
     """A case where every term of some sum is −inf: the answer is −inf there (never NaN), and
     the max shift without its −inf guard raises (the check runs with invalid values raised)."""

@@ -60,6 +60,25 @@ def test_top_k_cases_include_k_equal_e_and_overflowing_logits():
     assert all(c.sizes["N"] != c.sizes["E"] for c in cases)        # a wrong softmax axis shows
 
 
+def test_top_k_cases_put_rows_far_apart_in_one_call():
+    """Rows near 800 beside rows near 0: one max shift for the whole batch makes 0 / 0."""
+    cases = checks._top_k_exercise().cases
+    assert any(np.ptp(c.args[0].max(axis=1)) > 745 for c in cases)
+
+
+def test_many_experts_case_is_left_unsorted_by_argpartition():
+    """NumPy's argpartition happens to return the k best sorted for a few experts; the case
+    with E = 1000 must really leave them unsorted, in every row, however it is called."""
+    many = [c for c in checks._top_k_exercise().cases if c.sizes["E"] >= 1000]
+    assert many
+    for case in many:
+        logits, k = case.args
+        for idx in (np.argpartition(-logits, k - 1, axis=1)[:, :k],
+                    np.argpartition(logits, -k, axis=1)[:, -k:]):
+            steps = np.diff(np.take_along_axis(logits, idx, axis=1), axis=1)
+            assert not ((steps <= 0).all(axis=1) | (steps >= 0).all(axis=1)).any()
+
+
 def test_balance_cases_have_k_above_one():
     assert any(c.sizes["k"] > 1 for c in checks._balance_exercise().cases)
 

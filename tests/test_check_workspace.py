@@ -57,6 +57,12 @@ def test_program_cases_hold_the_extreme_addends():
         assert len(b) == 1 or b.min() == 0
 
 
+def test_the_longest_program_is_not_example_0s():
+    """So that example 0's program given to all and the longest given to all differ."""
+    assert any(len(b) > 1 and b[0] != b.max()
+               for b, _K in (c.args for c in checks._program_exercise().cases))
+
+
 def test_the_program_placed_last_still_adds():
     """The suspect that puts the increments after the outputs is rejected for its order, not
     for its sum: the diagnosis says it still adds, and it does."""

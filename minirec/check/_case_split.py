@@ -78,10 +78,12 @@ def _separating(ex: Exercise, right: Sequence[int], wrong: Sequence[int]):
 
 
 def _hashable(value):
+    """A NumPy scalar as the Python number it holds (so that 1 and np.int64(1) are one value)."""
     return value.item() if isinstance(value, np.generic) else value
 
 
 def _values(vs) -> str:
+    """Values as a case split prints them: ``5/7``."""
     return "/".join(f"{v:g}" if isinstance(v, float) else str(v) for v in sorted(vs, key=str))
 
 

@@ -88,10 +88,12 @@ class Row:
 
 
 def _fmt_shape(shape) -> str:
+    """A shape as the table prints it: ``(3, 5)``, ``(4,)``."""
     return "(" + ", ".join(str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
 
 
 def _fmt_index(index) -> str:
+    """An index as the table prints it: ``[0, 2]``."""
     return "[" + ", ".join(str(i) for i in index) + "]"
 
 

@@ -9,12 +9,13 @@ An exercise check runs the learner's function and the reference on a few generat
   the expected one at that index;
 - a diagnosis in the learner's terms, the first that applies of: the learner's earlier function
   (``Exercise.calls``) that produced the first wrong value; what a wrong shape or an exception
-  says about the code (with the learner's line); float32 rounding; an integer result that is
-  the expected value rounded down (integer division); the first *suspect* (a known
-  wrong variant of the exercise, with the same signature) whose outputs equal the learner's on
-  every case; a relation between the learner's values and the expected ones that the engine
-  finds by itself (a sign, a constant factor, a step in time, a transposition, NaN/inf, values
-  rounded down, ...); else the generic text.
+  says about the code (with the learner's line); a small error of one sign everywhere (an ε
+  in a denominator); float32 rounding; an integer result that is the expected value rounded
+  down (integer division); the first *suspect* (a known wrong variant of the exercise, with
+  the same signature) whose outputs equal the learner's on every case; a relation between the
+  learner's values and the expected ones that the engine finds by itself (a sign, a constant
+  factor, a step in time, a transposition, NaN/inf, values rounded down, a size of the case as
+  a factor, a step that is wrong, one example's value everywhere, ...); else the generic text.
 
 In IPython a failure shows its message only (``_render_traceback_``), not minirec's traceback.
 Nothing here depends on pytest: the messages are meant to be read in a notebook.
@@ -27,7 +28,8 @@ This module runs a check and writes its report; the parts it uses are modules of
 - :mod:`~minirec.check._traceback`: where the learner's code raised and why (operands, masks);
 - :mod:`~minirec.check._calls`: the learner's earlier functions that this one calls;
 - :mod:`~minirec.check._evidence`, :mod:`~minirec.check._relations`,
-  :mod:`~minirec.check._case_split`: the relations the engine finds without a suspect;
+  :mod:`~minirec.check._axes`, :mod:`~minirec.check._case_split`: the relations the engine
+  finds without a suspect; :mod:`~minirec.check._precision`: float32 rounding and a small ε;
 - :mod:`~minirec.check._guards`: checks whose reference carries a stability guard.
 
 Every name tests and lesson checks import from ``minirec.check._core`` is still importable
@@ -73,6 +75,7 @@ from minirec.check._relations import (
     generic,
     integer_division,
     relation,
+    systematic_bias,
 )
 from minirec.check._traceback import OUTER_PRODUCT, exception_message, learner_traceback
 
@@ -123,9 +126,17 @@ _SHAPE_ERRORS = (ValueError, IndexError)
 
 
 def _same_failure(theirs: BaseException, mine: BaseException) -> bool:
-    """A suspect's exception stands for the learner's: the same type, or both shape errors."""
+    """A suspect's exception stands for the learner's: the same type (for a floating-point
+    error, the same kind: an overflow, an invalid value), or both shape errors."""
+    if isinstance(theirs, FloatingPointError) and isinstance(mine, FloatingPointError):
+        return _floating_point_kind(theirs) == _floating_point_kind(mine)
     return type(theirs) is type(mine) or (isinstance(theirs, _SHAPE_ERRORS)
                                           and isinstance(mine, _SHAPE_ERRORS))
+
+
+def _floating_point_kind(exc: FloatingPointError) -> str:
+    """``overflow`` or ``invalid value``: the words before "encountered" in NumPy's message."""
+    return str(exc).split(" encountered")[0].strip()
 
 
 def _fail(ex: Exercise, case_no: int, case: Case, comparison: Comparison | None,
@@ -240,22 +251,28 @@ def _exception_diagnosis(ex: Exercise, fn_name: str, exc: BaseException, case: C
                          learner) -> tuple[str, str | None]:
     """(what happened, diagnosis) when the learner's function raised on the first failing
     case: what the exception says, made precise by a suspect that matches every case (sought
-    only when some case returned wrong values)."""
+    when some case returned wrong values, or when the exception is a floating-point error: a
+    suspect that overflows or makes a NaN on the same cases, and is right elsewhere, names
+    which guard is missing or wrong)."""
     what, diagnosis = exception_message(ex, fn_name, exc, case)
     wrong_value = any(ev.case_ok(j) is False for j, m in enumerate(learner) if isinstance(m, dict))
+    search = wrong_value or isinstance(exc, FloatingPointError)
     suspect = diagnose(ex.suspects, ex.cases, learner, ex.outputs,
-                       tolerances=ex.tolerances) if wrong_value else None
+                       tolerances=ex.tolerances) if search else None
     if suspect is None:
         return what, diagnosis
     return what, f"{diagnosis}. More precisely: {suspect.message}" if diagnosis else suspect.message
 
 
 def _value_diagnosis(ex: Exercise, comparison: Comparison, case: Case, ev, learner) -> str:
-    """The diagnosis of wrong values, the first that applies: a wrong shape, float32 rounding,
-    an integer division, a suspect, a relation the engine finds, the generic text."""
+    """The diagnosis of wrong values, the first that applies: a wrong shape, a small error of
+    one sign (an ε), float32 rounding, an integer division, a suspect, a relation the engine
+    finds, the generic text."""
     shape_rows = [r for r in comparison.rows if not r.ok and r.max_abs_err is None]
     if shape_rows:
         return "; ".join(_shape_message(ex, r, case) for r in shape_rows)
+    if found := systematic_bias(ev):
+        return found
     if float32_rounding(ev):
         return FLOAT32_ROUNDING
     if found := integer_division(ev):

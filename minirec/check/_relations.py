@@ -1,10 +1,12 @@
-"""Relations between the learner's values and the expected ones, found without a suspect: float32
-rounding, NaN or inf, an input returned unchanged, outputs in the wrong order, a sign, a
-constant factor, an offset, a transposition, a step in time, a case split, ...
+"""Relations between the learner's values and the expected ones, found without a suspect: NaN
+or inf, an infinity replaced by a number, an input returned unchanged, outputs in the wrong
+order, a sign, a constant factor (a size of the case among them), an offset, a transposition,
+the relations along an axis (:mod:`~minirec.check._axes`), a case split, ...
 
 Each detector looks at the evidence of every case (:class:`_Evidence`) and claims only what the
 values show, on every case where a tensor is wrong; :data:`RELATIONS` lists them, most specific
-first.
+first. The diagnoses of a tiny error (float32 rounding, a small ε) are in
+:mod:`~minirec.check._precision`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from minirec.check._axes import AXIS_RELATIONS
 from minirec.check._case_split import case_split
 from minirec.check._compare import _as_array
 from minirec.check._evidence import (
@@ -25,85 +28,84 @@ from minirec.check._evidence import (
     _numbers,
     _Pair,
     _scalars,
-    _scale,
     evidence,
 )
-from minirec.check._exercise import Exercise
+from minirec.check._precision import (
+    FLOAT32_ROUNDING,
+    FLOAT32_ULPS,
+    float32_rounding,
+    float32_tolerances,
+    systematic_bias,
+)
 
 __all__ = ["GENERIC", "FLOAT32_ROUNDING", "FLOAT32_ULPS", "RELATIONS", "evidence", "relation",
-           "generic", "float32_rounding", "float32_tolerances", "integer_division"]
-
-#: A value computed in float32 is within FLOAT32_ULPS · 2^-24 · (|expected| + scale) of the
-#: float64 one, scale the largest finite |expected| of its tensor (a few roundings of 2^-24).
-FLOAT32_ULPS = 64
+           "generic", "float32_rounding", "float32_tolerances", "integer_division",
+           "systematic_bias"]
 
 #: The diagnosis when nothing better is known.
 GENERIC = ("no known mistake matches your result; compare your lines with the equations, "
            "starting from the tensor and index the table points to")
-FLOAT32_ROUNDING = ("float32 rounding in your computation: your values agree with the expected "
-                    "ones to float32's precision (2^-24 ≈ 6e-8 relative), not to the check's "
-                    "1e-8 — a float32 array or tensor somewhere (np.float32, torch.tensor(...) "
-                    "of Python floats, .float()) rounds every value it touches; keep float64 "
-                    "throughout (or, if you added a small ε for safety, leave it out)")
-
-_TIME_AXES = ("T", "C")
-_BATCH_AXES = ("B", "N")
 
 
-def float32_rounding(ev: _Evidence) -> bool:
-    """Every wrong tensor of every case is within float32 rounding of the expected one (and the
-    learner returned right shapes everywhere)."""
-    if any(isinstance(m, BaseException) for m in ev.learner):
-        return False
-    compared = sum(len(exp) for exp, m in zip(ev.expected, ev.learner, strict=True)
-                   if isinstance(m, dict))
-    wrong = ev.wrong
-    if not wrong or len(ev.pairs) < compared:       # a missing tensor or a wrong shape somewhere
-        return False
-
-    def rounded(p: _Pair) -> bool:
-        fin = _finite(p.expected)
-        if not (p.got[~fin] == p.expected[~fin]).all() or np.issubdtype(np.dtype(p.got_dtype),
-                                                                         np.integer):
-            return False                               # equal infinities only, no NaN
-        e, a = p.expected[fin], p.got[fin]
-        return bool((np.abs(a - e) <= FLOAT32_ULPS * 2.0**-24 * (np.abs(e) + _scale(e))).all())
-    return _all(wrong, rounded)
-
-
-def float32_tolerances(ev: _Evidence) -> dict[str, tuple[float, float]] | None:
-    """Tolerances that admit float32 rounding, for matching suspects against a learner whose
-    outputs are float32 (None when they are not)."""
-    if not any(np.dtype(p.got_dtype) in (np.float32, np.float16) for p in ev.pairs):
+def _on_every_wrong_case(ev: _Evidence, where: Callable[[_Pair], np.ndarray]):
+    """(pair, mask) of the first wrong tensor where ``where(pair)`` marks something, provided
+    every case with a wrong tensor has such a tensor (a detector that names what one case shows
+    must not speak for a case that shows something else); None otherwise."""
+    found, cases = None, set()
+    for p in ev.wrong:
+        mask = where(p)
+        if mask.any():
+            found = found or (p, mask)
+            cases.add(p.case_no)
+    if found is None or cases != {p.case_no for p in ev.wrong}:
         return None
-    tol = FLOAT32_ULPS * 2.0**-24
-    return {name: (tol, tol) for name in ev.ex.shapes}
+    return found
 
 
 def _nan_where_infinite(ev: _Evidence) -> str | None:
     """NaN where the expected value is ±inf: inf − inf or 0 · inf, an unguarded −inf."""
-    for p in ev.wrong:
-        mask = np.isnan(p.got) & np.isinf(p.expected)
-        if mask.any():
-            sign = "−" if p.expected[np.unravel_index(int(np.argmax(mask)), mask.shape)] < 0 else ""
-            return (f"your {p.name} is NaN where the expected value is {sign}inf (case "
-                    f"{p.case_no + 1}, at {_first_index(mask)}): an unguarded −inf — "
-                    f"−inf − (−inf) and 0 · inf are NaN. Where every term is −inf (log 0: an "
-                    f"empty sum, a forbidden transition) the max m is −inf too: shift by 0 "
-                    f"there, m = np.where(np.isfinite(m), m, 0), and the answer stays −inf")
-    return None
+    found = _on_every_wrong_case(ev, lambda p: np.isnan(p.got) & np.isinf(p.expected))
+    if found is None:
+        return None
+    p, mask = found
+    sign = "−" if p.expected[np.unravel_index(int(np.argmax(mask)), mask.shape)] < 0 else ""
+    return (f"your {p.name} is NaN where the expected value is {sign}inf (case "
+            f"{p.case_no + 1}, at {_first_index(mask)}): an unguarded −inf — "
+            f"−inf − (−inf) and 0 · inf are NaN. Where every term is −inf (log 0: an "
+            f"empty sum, a forbidden transition) the max m is −inf too: shift by 0 "
+            f"there, m = np.where(np.isfinite(m), m, 0), and the answer stays −inf")
 
 
 def _nonfinite(ev: _Evidence) -> str | None:
     """NaN or ±inf where the expected value is finite."""
-    for p in ev.wrong:
-        mask = ~_finite(p.got) & _finite(p.expected)
-        if mask.any():
-            return (f"your {p.name} has NaN or inf where the expected value is finite (case "
-                    f"{p.case_no + 1}, at {_first_index(mask)}): a division by zero, an "
-                    f"overflow (exp of a large value: a missing max shift), or an unguarded "
-                    f"−inf (−inf − (−inf) is NaN)")
-    return None
+    found = _on_every_wrong_case(ev, lambda p: ~_finite(p.got) & _finite(p.expected))
+    if found is None:
+        return None
+    p, mask = found
+    return (f"your {p.name} has NaN or inf where the expected value is finite (case "
+            f"{p.case_no + 1}, at {_first_index(mask)}): a division by zero, an "
+            f"overflow (exp of a large value: a missing max shift), or an unguarded "
+            f"−inf (−inf − (−inf) is NaN)")
+
+
+def _finite_where_infinite(ev: _Evidence) -> str | None:
+    """A number where the expected value is ±inf, and right everywhere else."""
+    def only_there(p: _Pair) -> bool:
+        inf = np.isinf(p.expected)
+        return (bool((_finite(p.got) & inf).any()) and _close(p.got[~inf], p.expected[~inf])
+                and bool((p.got[inf & ~_finite(p.got)] == p.expected[inf & ~_finite(p.got)])
+                         .all()))
+    if not _all(ev.wrong, only_there):
+        return None
+    p = ev.wrong[0]
+    mask = _finite(p.got) & np.isinf(p.expected)
+    index = np.unravel_index(int(np.argmax(mask)), mask.shape)
+    sign = "−" if p.expected[index] < 0 else ""
+    return (f"your {ev.names(ev.wrong)} is a number ({p.got[index]:g}) where the expected value "
+            f"is {sign}inf (case {p.case_no + 1}, at {_first_index(mask)}), and right everywhere "
+            f"else: the infinity was replaced — e.g. a guard's stand-in (np.where(np.isfinite(m), "
+            f"m, 0) shifts by 0 where m = −inf) returned instead of the value it stands for; "
+            f"where every term is −inf the answer stays −inf")
 
 
 def _unchanged_input(ev: _Evidence) -> str | None:
@@ -248,7 +250,7 @@ def _scaled(ev: _Evidence) -> str | None:
     if sum(int(np.count_nonzero(p.expected)) for p in wrong) < 2:
         return None                                    # one number cannot show a factor
     names = ev.names(wrong)
-    found = _factor_of_the_case(ev, wrong, factors)
+    found = _factor_of_the_case(ev, wrong, factors) or _scaled_by_a_size(ev)
     if found:
         return found
     c = factors[0]
@@ -265,13 +267,18 @@ def _scaled(ev: _Evidence) -> str | None:
 
 
 def _case_numbers(ev: _Evidence, case_no: int) -> dict[str, float]:
-    """The sizes and the numeric scalar arguments of a case, by name."""
+    """The sizes, the numeric scalar arguments and the axis lengths of the array arguments of
+    a case (``obs_target.shape[0]``), by name, in that order (a size is named first)."""
     case = ev.ex.cases[case_no]
     numbers = {sym: float(v) for sym, v in case.sizes.items()}
     for name, arg in zip(ev.ex.arg_names, case.args, strict=True):
         for path, value in _scalars(arg, name):
             if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
                 numbers.setdefault(path, float(value))
+    for name, arg in zip(ev.ex.arg_names, case.args, strict=True):
+        for path, arr in _leaves(arg, name):
+            for axis, length in enumerate(arr.shape):
+                numbers.setdefault(f"{path}.shape[{axis}]", float(length))
     return numbers
 
 
@@ -284,7 +291,7 @@ def _factor_of_the_case(ev: _Evidence, wrong: Sequence[_Pair], factors: Sequence
         values = [n.get(sym) for n in numbers]
         if None in values or len(set(values)) < 2 or 0.0 in values:
             continue                                   # one that does not vary tells nothing
-        size = sym in ev.ex.cases[wrong[0].case_no].sizes
+        size = sym in ev.ex.cases[wrong[0].case_no].sizes or ".shape[" in sym
         if all(abs(c * v - 1.0) <= 1e-9 for c, v in zip(factors, values, strict=True)):
             why = (f"a mean over {sym} where a sum belongs?" if size
                    else f"a factor {sym} missing, or a division by {sym}")
@@ -297,6 +304,33 @@ def _factor_of_the_case(ev: _Evidence, wrong: Sequence[_Pair], factors: Sequence
                     f"{'a 1/' + sym + ' missing' if size else 'one ' + sym + ' too many'} "
                     f"({why})")
     return None
+
+
+def _scaled_by_a_size(ev: _Evidence) -> str | None:
+    """Some of the wrong tensors are v × (or 1/v ×) the expected value on every case, v a
+    number of the case that varies (a size, a scalar, an argument's length), each tensor its
+    own v; the other wrong tensors are named as wrong too. (When every wrong tensor has the
+    same v, :func:`_factor_of_the_case` says it.)"""
+    by_name: dict[str, list[_Pair]] = {}
+    for p in ev.wrong:
+        by_name.setdefault(p.name, []).append(p)
+    found, others = [], []
+    for pairs in by_name.values():
+        factors = [_factor(p) for p in pairs]
+        text = None
+        if None not in factors and not any(abs(c - 1.0) < 1e-6 or abs(c) < 1e-12
+                                           for c in factors):
+            text = _factor_of_the_case(ev, pairs, factors)
+        if text:
+            found.append(text)
+        else:
+            others.extend(pairs)
+    if not found or (not others and len(found) < 2):
+        return None
+    if not others:
+        return "; ".join(found)
+    names = ev.names(others)
+    return f"{'; '.join(found)}; {names} {'is' if ' and ' not in names else 'are'} wrong too"
 
 
 def _offset(ev: _Evidence) -> str | None:
@@ -322,63 +356,6 @@ def _transposed(ev: _Evidence) -> str | None:
             f"swapped): check which axis is which in your indexing or outer product")
 
 
-def _axis(ex: Exercise, name: str, symbols: Sequence[str]) -> tuple[int, str] | None:
-    """(position, symbol) of the first of ``symbols`` in the symbolic shape of output ``name``."""
-    spec = tuple(ex.shapes.get(name, ()))
-    return next(((spec.index(s), s) for s in symbols if s in spec), None)
-
-
-def _time_axis(ex: Exercise, name: str) -> tuple[int, str] | None:
-    """(position, symbol) of the time axis (T or C) of output ``name``, or None."""
-    return _axis(ex, name, _TIME_AXES)
-
-
-def _along(ev: _Evidence, symbols: Sequence[str],
-           transform: Callable[[_Pair, int], bool]) -> bool:
-    """``transform(pair, axis)`` holds on every wrong tensor whose axis named by one of
-    ``symbols`` has length ≥ 2, there is one, and no wrong tensor lacks such an axis."""
-    wrong = ev.wrong
-    axes = [_axis(ev.ex, p.name, symbols) for p in wrong]
-    if not wrong or None in axes:
-        return False
-    usable = [(p, ax) for p, (ax, _sym) in zip(wrong, axes, strict=True) if p.got.shape[ax] >= 2]
-    return bool(usable) and all(transform(p, ax) for p, ax in usable)
-
-
-def _along_time(ev: _Evidence, transform: Callable[[_Pair, int], bool]) -> bool:
-    """``transform`` holds along the time axis (T or C) of every wrong tensor."""
-    return _along(ev, _TIME_AXES, transform)
-
-
-def _shifted_in_time(ev: _Evidence) -> str | None:
-    """yours[t] = expected[t − 1] (one step late) or expected[t + 1] (one step early)."""
-    def late(p, ax):
-        n = p.got.shape[ax]
-        return _close(np.take(p.got, range(1, n), ax), np.take(p.expected, range(n - 1), ax))
-
-    def early(p, ax):
-        n = p.got.shape[ax]
-        return _close(np.take(p.got, range(n - 1), ax), np.take(p.expected, range(1, n), ax))
-    sym = next((_time_axis(ev.ex, p.name)[1] for p in ev.wrong
-                if _time_axis(ev.ex, p.name)), "T")
-    names = ev.names(ev.wrong)
-    if _along_time(ev, late):
-        return (f"off by one step in time: your {names} at step t is the expected value at "
-                f"step t − 1 (along {sym}), one step late")
-    if _along_time(ev, early):
-        return (f"off by one step in time: your {names} at step t is the expected value at "
-                f"step t + 1 (along {sym}), one step early")
-    return None
-
-
-def _reversed_in_time(ev: _Evidence) -> str | None:
-    """yours = expected read back to front along the time axis."""
-    if not _along_time(ev, lambda p, ax: _close(p.got, np.flip(p.expected, ax))):
-        return None
-    return (f"your {ev.names(ev.wrong)} is the expected one reversed in time: built from the "
-            f"end, it must be written back to front (or reversed once at the end)")
-
-
 def _softmax(x: np.ndarray) -> np.ndarray:
     """The softmax along the last axis, shifted by the max."""
     e = np.exp(x - x.max(axis=-1, keepdims=True))
@@ -396,59 +373,11 @@ def _softmax_of_expected(ev: _Evidence) -> str | None:
             f"axis): return the scores themselves (the logits), before any softmax")
 
 
-def _reversed_last_axis(ev: _Evidence) -> str | None:
-    """yours = expected read back to front along the last axis (ascending for descending)."""
-    def reversed_(p: _Pair) -> bool:
-        return (p.got.ndim >= 1 and p.got.shape[-1] >= 2
-                and _close(p.got, np.flip(p.expected, -1)))
-    if not _all(ev.wrong, reversed_):
-        return None
-    return (f"your {ev.names(ev.wrong)} is the expected value in reverse order along its last "
-            f"axis: sorted ascending where the order is descending (best first), or read back "
-            f"to front")
-
-
-def _first_example_everywhere(ev: _Evidence) -> str | None:
-    """Every example along the batch axis (B or N) holds example 0's expected value."""
-    def first_everywhere(p: _Pair, ax: int) -> bool:
-        first = np.take(p.expected, [0], ax)
-        return _close(p.got, np.broadcast_to(first, p.got.shape).copy())
-    if not _along(ev, _BATCH_AXES, first_everywhere):
-        return None
-    sym = _axis(ev.ex, ev.wrong[0].name, _BATCH_AXES)[1]
-    return (f"every example of your {ev.names(ev.wrong)} (along {sym}) is example 0's: "
-            f"something indexed with [0] (b[0], x[0], gates[0]) where the whole batch belongs")
-
-
-def _wrong_only_at_an_end(ev: _Evidence) -> str | None:
-    """Right at every step except the first (or the last) along the time axis."""
-    def only_at(position: int) -> Callable[[_Pair, int], bool]:
-        def holds(p: _Pair, ax: int) -> bool:
-            n = p.got.shape[ax]
-            keep = [t for t in range(n) if t != position % n]
-            return (not _close(np.take(p.got, [position % n], ax),
-                               np.take(p.expected, [position % n], ax))
-                    and _close(np.take(p.got, keep, ax), np.take(p.expected, keep, ax)))
-        return holds
-    names = ev.names(ev.wrong)
-    sym = next((_time_axis(ev.ex, p.name)[1] for p in ev.wrong
-                if _time_axis(ev.ex, p.name)), "T")
-    if _along_time(ev, only_at(0)):
-        return (f"your {names} is right at every step but the first ({sym} index 0): the "
-                f"first step is never written, or a loop stops one step early (a backward "
-                f"range(…, 0, −1) writing index t − 1 reaches 0; range(…, 1, −1) does not)")
-    if _along_time(ev, only_at(-1)):
-        return (f"your {names} is right at every step but the last ({sym} index {sym} − 1): "
-                f"the last step is never written, or a loop stops one step short")
-    return None
-
-
 #: The detectors, most specific first.
 RELATIONS: tuple[Callable[[_Evidence], str | None], ...] = (
-    _nan_where_infinite, _nonfinite, _unchanged_input, _swapped_outputs, _copied_output,
-    _rounded_down, _all_zero, _negated, _complement, _scaled, _offset, _transposed,
-    _softmax_of_expected, _shifted_in_time, _reversed_in_time, _reversed_last_axis,
-    _first_example_everywhere, _wrong_only_at_an_end, case_split,
+    _nan_where_infinite, _nonfinite, _finite_where_infinite, _unchanged_input, _swapped_outputs,
+    _copied_output, _rounded_down, _all_zero, _negated, _complement, _scaled, _scaled_by_a_size,
+    _offset, _transposed, _softmax_of_expected, *AXIS_RELATIONS, case_split,
 )
 
 

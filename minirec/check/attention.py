@@ -140,7 +140,9 @@ def _combine_variant(left, right, *, shift="max", sides="right", rescale="uw", m
     """The combine with one mistake switched on: ``shift="none"`` (no max shift, the sums
     e^{mA} uA + e^{mB} uB themselves), ``"min"`` (the smaller max); ``sides="swapped"`` (each
     side rescaled by the other side's max), ``"left"`` / ``"right_only"`` (only that side
-    rescaled, the other taken as it is); ``rescale`` which of u, w get rescaled; ``m_as="sum"``
+    rescaled, the other taken as it is), ``"global"`` (one shift, the batch's largest max, for
+    every row), ``"global_returned"`` (that shift also returned as every row's m); ``rescale``
+    which of u, w get rescaled; ``m_as="sum"``
     (m = mA + mB); ``broadcast=False`` (the factor multiplies w along its last axis);
     ``guard=False`` (the shift m even where it is −inf); ``sign=-1`` (e^{m − mA}, the exponent
     negated), with ``clean`` its non-finite factors set to 0."""
@@ -150,6 +152,11 @@ def _combine_variant(left, right, *, shift="max", sides="right", rescale="uw", m
     if shift == "min":
         m = np.minimum(mA, mB)
     ref_m = 0.0 if shift == "none" else np.where(np.isfinite(m), m, 0.0) if guard else m
+    if shift in ("global", "global_returned"):               # one max for the whole batch
+        finite = m[np.isfinite(m)]
+        ref_m = np.full_like(m, finite.max() if finite.size else 0.0)
+        if shift == "global_returned":
+            m = ref_m
     with np.errstate(over="ignore" if clean else "raise"):
         fA, fB = np.exp(sign * (mA - ref_m)), np.exp(sign * (mB - ref_m))
     if clean:
@@ -177,6 +184,9 @@ def _combine_suspects(cases):
 _ONE_SIDE = ("only the {side} side was rescaled: each side's u and w are relative to its own "
              "max, so both get a factor, e^{{mA − m}} on the left and e^{{mB − m}} on the right "
              "(the side that holds the max gets e^0 = 1, but either side may hold it)")
+_GLOBAL_SHIFT = ("one shift for the whole batch: each row is its own prefix, so its u and w are "
+                 "relative to its own max m = max(mA, mB), element by element; you rescaled "
+                 "every row by the batch's largest max")
 _EXPONENT_SIGN = ("the exponent's sign is flipped: the factors are e^{mA − m} and e^{mB − m}, "
                   "both ≤ 1 (m is the larger max); you used e^{m − mA}, e^{m − mB}")
 
@@ -212,6 +222,9 @@ def _combine_mistakes(guard):
         _combine_suspect(_ONE_SIDE.format(side="right"), sides="right_only"),
         _combine_suspect(_EXPONENT_SIGN, sign=-1.0),
         _combine_suspect(_EXPONENT_SIGN, sign=-1.0, clean=True),
+        _combine_suspect(_GLOBAL_SHIFT + "; and you returned that one number as every row's m",
+                         shift="global_returned"),
+        _combine_suspect(_GLOBAL_SHIFT, shift="global"),
     )
 
 
@@ -372,15 +385,18 @@ def _la_cases():
 
 
 def _la_variant(q, k, v, state, *, normalise=True, read="after", phi_q=True, phi_k=True,
-                outer="kv", carry="accumulate"):
+                outer="kv", carry="accumulate", phi_k_in="both"):
     """The recurrent loop with one mistake switched on: ``normalise=False``; ``read="before"``
     (o_t from S_{t−1}, z_{t−1}); ``phi_q``/``phi_k`` False (raw queries/keys); ``outer="vk"``
     (S_t = S_{t−1} + v_t φ(k_t)ᵀ, read as φ(q_t) @ S: runs only when d_k = d_v); ``carry``
     "overwrite" (S_t = φ(k_t) v_tᵀ, z_t = φ(k_t)) or "from_start" (S_t = S_0 + φ(k_t) v_tᵀ:
     every step adds to the state passed in, not to the previous step's) or "from_zeros" (the
-    state passed in is ignored: S_0 = 0, z_0 = 0)."""
+    state passed in is ignored: S_0 = 0, z_0 = 0); ``phi_k_in`` "S" or "z": φ(k_t) in that
+    sum only, the raw k_t in the other."""
     fq = phi(q) if phi_q else q
     fk = phi(k) if phi_k else k
+    fk_S = fk if phi_k_in in ("both", "S") else k
+    fk_z = fk if phi_k_in in ("both", "z") else k
     S, z = state
     S0, z0 = state
     if carry == "from_zeros":
@@ -398,8 +414,8 @@ def _la_variant(q, k, v, state, *, normalise=True, read="after", phi_q=True, phi
             S, z = 0.0 * S, 0.0 * z
         elif carry == "from_start":
             S, z = S0, z0
-        S = S + (np.outer(fk[t], v[t]) if outer == "kv" else np.outer(v[t], fk[t]))
-        z = z + fk[t]
+        S = S + (np.outer(fk_S[t], v[t]) if outer == "kv" else np.outer(v[t], fk_S[t]))
+        z = z + fk_z[t]
         if read == "after":
             o[t] = read_out(t)
     return o, (S, z)
@@ -426,6 +442,12 @@ def _la_suspects():
         _la_suspect("φ not applied to the keys or the queries: φ(q)·φ(k) replaces e^{q·k}; with "
                     "raw q and k the weights can be negative and the normaliser can vanish",
                     phi_q=False, phi_k=False),
+        _la_suspect("φ not applied to the keys in the normaliser: z_t = z_{t−1} + φ(k_t), the "
+                    "same φ(k_t) as in S_t = S_{t−1} + φ(k_t) v_tᵀ; you added the raw k_t to z",
+                    phi_k_in="S"),
+        _la_suspect("φ not applied to the keys in the state: S_t = S_{t−1} + φ(k_t) v_tᵀ, the "
+                    "same φ(k_t) as in z_t = z_{t−1} + φ(k_t); you used the raw k_t in S",
+                    phi_k_in="z"),
         _la_suspect("outer product transposed (v kᵀ instead of k vᵀ): S is (d_k, d_v), "
                     "S_t = S_{t−1} + φ(k_t) v_tᵀ, and it is read as o_t = S_tᵀ φ(q_t)",
                     outer="vk"),

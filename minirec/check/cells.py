@@ -424,10 +424,10 @@ def check_rnn_bptt(rnn_bptt) -> None:
 
 def _lstm_variant(x, state, params, *, order="ifgo", t_ih=False, t_hh=False, b_ih=True,
                   b_hh=True, swap_if=False, h_from="tanh_new", g_act="tanh", swap_return=False,
-                  out_gate="o", write_gate="i"):
+                  out_gate="o", write_gate="i", forget_bias=0.0):
     """An LSTM step written gate by gate with one mistake switched on (see the suspects);
     ``out_gate`` is the gate that scales tanh(c'), ``write_gate`` the one that scales g
-    ("one": no gate)."""
+    ("one": no gate); ``forget_bias`` a constant added to the forget gate's pre-activation."""
     h, c = state
     Wi, Wh = _by_gate(order, params["weight_ih"]), _by_gate(order, params["weight_hh"])
     bi, bh = _by_gate(order, params["bias_ih"], b_ih), _by_gate(order, params["bias_hh"], b_hh)
@@ -436,7 +436,8 @@ def _lstm_variant(x, state, params, *, order="ifgo", t_ih=False, t_hh=False, b_i
         return ((x @ Wi[k] if t_ih else x @ Wi[k].T) + bi[k]
                 + (h @ Wh[k] if t_hh else h @ Wh[k].T) + bh[k])
 
-    gates = {"i": sigmoid(pre("i")), "f": sigmoid(pre("f")), "o": sigmoid(pre("o")), "one": 1.0}
+    gates = {"i": sigmoid(pre("i")), "f": sigmoid(pre("f") + forget_bias),
+             "o": sigmoid(pre("o")), "one": 1.0}
     i, f, o = gates[write_gate], gates["f"], gates[out_gate]
     g = np.tanh(pre("g")) if g_act == "tanh" else sigmoid(pre("g"))
     c_new = i * c + f * g if swap_if else f * c + i * g
@@ -482,6 +483,11 @@ def _lstm_suspects():
                       write_gate="o"),
         _lstm_suspect("the input gate is missing: c' = f ⊙ c + i ⊙ g; you added the candidate "
                       "g ungated", write_gate="one"),
+        *(_lstm_suspect(f"a constant forget bias inside the step: you computed "
+                        f"f = σ(a_f + {b:g}); the step is torch.nn.LSTM's, f = σ(a_f) with a_f "
+                        f"from the weights and biases alone — a keep bias belongs in the f "
+                        f"blocks of bias_ih / bias_hh (set when the parameters are made), not in "
+                        f"the step", forget_bias=b) for b in (1.0, 2.0, -1.0)),
     ]
     for order in permutations("ifgo"):
         order = "".join(order)

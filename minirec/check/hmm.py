@@ -7,7 +7,8 @@ Each ``check_*`` function runs the learner's function and the reference
 
 The cases use odd sizes (K = 1, 3, 5 states; T = 1, 5, 7, 13 steps), forbidden transitions
 (log 0 = −inf entries whose result is still finite), log-probabilities near −800, where
-``exp`` underflows to 0 unless the largest term is shifted out first, and sums whose every term
+``exp`` underflows to 0 unless the largest term is shifted out first (also beside others near
+0 in one call, where one shift for the whole batch underflows), and sums whose every term
 is −inf (a left-to-right HMM's unreached states; a row of L1 and a column of L2 of −inf), where
 the answer is −inf and a max shift without its −inf guard makes −inf − (−inf) = NaN. The
 forward-step, log-matmul and emission checks run the learner's function with NumPy's invalid
@@ -91,6 +92,11 @@ def _forward_step_variant(log_alpha, log_A, log_b, *, kind, guard=True):
     if kind == "A_shift":                              # exp(log_alpha) @ exp(log_A − c) + c
         c = _finite_or_zero(log_A.max(axis=0, keepdims=True), guard)
         return _log(np.exp(log_alpha) @ np.exp(log_A - c)) + c + log_b
+    if kind == "global":                               # one max for every sequence and state
+        scores = la + log_A[None]
+        finite = scores[np.isfinite(scores)]
+        m = finite.max() if finite.size else 0.0
+        return _log(np.exp(scores - m).sum(axis=1)) + m + log_b
     if kind == "right":
         return _lse(la + log_A[None], 1, guard) + log_b
     raise ValueError(kind)
@@ -110,9 +116,12 @@ def _forward_step_suspects(cases):
                 la, lA, lb, kind="right", guard=False), quiet=True)))
 
 
-#: The start of the diagnosis of a max shift that leaves one operand unshifted.
-_TOO_COARSE = ("the max shift is too coarse: shift the whole term log_alpha[i] + log_A[i, j] "
-               "by its max over i, and add it back after the log; ")
+#: The diagnosis of a max shift that leaves one operand unshifted: what the values show, then
+#: what computes them.
+_TOO_COARSE = ("the max shift is too coarse: where {where} your log α is −inf, not the finite "
+               "value near −800 — the terms log_alpha[i] + log_A[i, j] of each sum must be "
+               "shifted by their own max over i ({how} underflows to 0 there); add it back "
+               "after the log")
 
 
 def _forward_step_mistakes(guard):
@@ -143,12 +152,17 @@ def _forward_step_mistakes(guard):
                 "exp(log_alpha) @ exp(log_A)); subtract the largest term m first "
                 "and add it back, log Σ exp(s − m) + m",
                 "naive"),
-        suspect(_TOO_COARSE + "you shifted log_alpha by its row max and took exp(log_A) "
-                "unshifted, so a column of log_A near −800 underflows to 0 and gives −inf",
-                "alpha_shift"),
-        suspect(_TOO_COARSE + "you shifted log_A by its column max and took exp(log_alpha) "
-                "unshifted, so a log_alpha near −800 underflows to 0 and gives −inf",
-                "A_shift"),
+        suspect(_TOO_COARSE.format(where="a column of log_A is near −800",
+                                   how="exp(log_A) taken unshifted, a shift of log_alpha "
+                                       "alone,"), "alpha_shift"),
+        suspect(_TOO_COARSE.format(where="log_alpha is near −800",
+                                   how="exp(log_alpha) taken unshifted, a shift of log_A "
+                                       "alone,"), "A_shift"),
+        suspect("the max shift is one number for the whole batch: where one sequence's log α "
+                "lie far below another's (near −800 beside near 0 in one call) your log α is "
+                "−inf, not the finite value near −800 — shift each sum by its own max over i, "
+                "for every sequence n and next state j, and add it back after the log",
+                "global"),
     )
 
 
@@ -166,7 +180,17 @@ def _forward_step_cases(seed):
         cases.append(Case((log_alpha, _log(A), log_b), {"N": N, "K": K}))
     cases.append(_left_to_right_case(rng))
     cases.append(_unlikely_state_case(rng))
+    cases.append(_sequences_apart_case(rng))
     return tuple(cases)
+
+
+def _sequences_apart_case(rng, K=3):
+    """Three sequences whose log α lie near 0, −800 and −400: only a shift of each sum by its
+    own max keeps them finite (one max for the whole batch underflows below it)."""
+    log_alpha = rng.normal(scale=2.0, size=(3, K)) + np.array([[0.0], [-800.0], [-400.0]])
+    log_A = _log(rng.dirichlet(np.ones(K), size=K))
+    log_b = _log(rng.dirichlet(np.ones(K), size=3))
+    return Case((log_alpha, log_A, log_b), {"N": 3, "K": K})
 
 
 def _unlikely_state_case(rng, N=3, K=4, j=2):
@@ -324,7 +348,8 @@ def _log_matmul_variant(L1, L2, *, kind, guard=True):
     if kind == "naive":
         with np.errstate(divide="ignore", over="ignore"):
             return np.log(np.exp(L1) @ np.exp(L2))
-    if kind in ("one_shift", "one_shift_per_matrix", "shift_axes_swapped"):
+    if kind in ("one_shift", "one_shift_per_matrix", "shift_axes_swapped", "L1_axis",
+                "L2_axis"):
         return _coarse_log_matmul(L1, L2, kind, guard)
     raise ValueError(kind)
 
@@ -332,12 +357,18 @@ def _log_matmul_variant(L1, L2, *, kind, guard=True):
 def _coarse_log_matmul(L1, L2, kind, guard):
     """log(exp(L1 − r) @ exp(L2 − c)) + r + c with shifts that are not the rows' and columns'
     maxima: one number per operand ("one_shift"), one per matrix of the batch
-    ("one_shift_per_matrix"), or the maxima over the other axis ("shift_axes_swapped", which
-    depend on the middle index k and do not factor out of the sum)."""
+    ("one_shift_per_matrix"), or the maxima over the other axis, which depend on the middle
+    index k and do not factor out of the sum: for both operands ("shift_axes_swapped"), for L1
+    only ("L1_axis": its column maxima) or for L2 only ("L2_axis": its row maxima)."""
+    rows, cols = L1.max(axis=-1, keepdims=True), L2.max(axis=-2, keepdims=True)
     if kind == "one_shift":
         r, c = np.max(L1), np.max(L2)
     elif kind == "one_shift_per_matrix":
         r, c = L1.max(axis=(-2, -1), keepdims=True), L2.max(axis=(-2, -1), keepdims=True)
+    elif kind == "L1_axis":
+        r, c = L1.max(axis=-2, keepdims=True), cols
+    elif kind == "L2_axis":
+        r, c = rows, L2.max(axis=-1, keepdims=True)
     else:
         r, c = L1.max(axis=-2, keepdims=True), L2.max(axis=-1, keepdims=True)
     r, c = _finite_or_zero(r, guard), _finite_or_zero(c, guard)
@@ -355,6 +386,12 @@ _ONE_SHIFT = ("the max shift is too coarse: you shifted by {what}, so the rows o
               "columns of L2) far below it underflow, e^(−800) = 0, and give −inf where the "
               "answer is finite; shift each row of L1 by its own max (axis −1) and each column "
               "of L2 by its own max (axis −2), then add both back")
+
+
+#: The diagnosis of one operand's shift taken along the wrong axis.
+_WRONG_AXIS = ("{operand} is shifted along the wrong axis: its {got} depend on the middle "
+               "index k of Σ_k, so they do not factor out of the sum and the result is wrong "
+               "even where nothing underflows; shift {right}, and add it back after the log")
 
 
 def _log_matmul_mistakes(guard):
@@ -387,6 +424,12 @@ def _log_matmul_mistakes(guard):
                 "its row maxima depend on the middle index k, so they do not factor out of "
                 "Σ_k; shift each row of L1 by its max over k (axis −1) and each column of L2 by "
                 "its max over k (axis −2)", "shift_axes_swapped"),
+        suspect(_WRONG_AXIS.format(operand="L1", got="column maxima (axis −2)",
+                                   right="each row of L1 by its max over k (axis −1)"),
+                "L1_axis"),
+        suspect(_WRONG_AXIS.format(operand="L2", got="row maxima (axis −1)",
+                                   right="each column of L2 by its max over k (axis −2)"),
+                "L2_axis"),
     )
 
 
@@ -468,6 +511,8 @@ def _stats_variant(obs, M, *, kind, guard=True):
     if kind == "across":
         flat = obs.ravel()
         switch = _rate(flat[1:] != flat[:-1], guard)
+    elif kind == "between_sequences":
+        switch = _rate(obs[1:, :] != obs[:-1, :], guard)
     elif kind == "per_T":
         switch = changes.sum() / obs.size
     elif kind == "stays":
@@ -511,6 +556,10 @@ def _emissions_mistakes(guard):
         suspect("switches counted across sequence boundaries: compare obs[:, 1:] "
                 "with obs[:, :-1] row by row, never the last symbol of one sequence "
                 "with the first of the next", "across"),
+        suspect("switches counted between sequences, along axis 0: obs[1:, :] != obs[:-1, :] "
+                "compares sequence n with sequence n + 1 at the same step; a switch is a change "
+                "along time, obs[:, 1:] != obs[:, :-1] (obs is (N, T), batch first)",
+                "between_sequences"),
         suspect("switch rate over the wrong number of pairs: a sequence of T "
                 "symbols has T − 1 consecutive pairs, N·(T − 1) in all", "per_T"),
         suspect("you counted the pairs that STAY: a switch is obs[t] ≠ obs[t−1]",

@@ -154,25 +154,32 @@ def _prefix_cases():
 
 
 def _prefix_variant(q, k, v, k_enc, v_enc, *, encoder="all", den_encoder=True, decoder="causal",
-                    phi_enc=True):
+                    phi_enc=True, phi_enc_in="both", enc_from="enc"):
     """Prefix-linear attention as a masked sum with one mistake switched on: ``encoder`` "all"
     (every query sees the whole prompt), "none", "causal" (query i sees encoder j ≤ i);
     ``den_encoder=False`` (the encoder sum left out of the normaliser); ``decoder`` "causal",
     "all" (non-causal over every token), "strict" (tokens j < i: o_i read before token i is
     added), "after_prompt" (only tokens j ≥ M, j ≤ i);
-    ``phi_enc=False`` (raw encoder keys)."""
+    ``phi_enc=False`` (raw encoder keys), ``phi_enc_in`` "num" or "den" (φ on the encoder keys
+    in that sum only); ``enc_from="tokens"`` (the encoder's values are the tokens' v[:M]),
+    ``"token_keys"`` (its keys are k[:M])."""
     T, M = q.shape[0], k_enc.shape[0]
     fq, fk = phi(q), phi(k)
+    if enc_from == "tokens":
+        v_enc = v[:M]
+    elif enc_from == "token_keys":
+        k_enc = k[:M]
     fe = phi(k_enc) if phi_enc else k_enc
+    fe_num = fe if phi_enc_in in ("both", "num") else k_enc
+    fe_den = fe if phi_enc_in in ("both", "den") else k_enc
     i, j = np.arange(T)[:, None], np.arange(M)[None, :]
     enc_mask = {"all": np.ones((T, M)), "none": np.zeros((T, M)), "causal": (j <= i) * 1.0}[encoder]
     jt = np.arange(T)[None, :]
     dec_mask = {"causal": (jt <= i) * 1.0, "all": np.ones((T, T)), "strict": (jt < i) * 1.0,
                 "after_prompt": ((jt <= i) & (jt >= M)) * 1.0}[decoder]
-    A_enc = (fq @ fe.T) * enc_mask
     A_dec = (fq @ fk.T) * dec_mask
-    num = A_enc @ v_enc + A_dec @ v
-    den = A_dec.sum(axis=1) + (A_enc.sum(axis=1) if den_encoder else 0.0)
+    num = ((fq @ fe_num.T) * enc_mask) @ v_enc + A_dec @ v
+    den = A_dec.sum(axis=1) + (((fq @ fe_den.T) * enc_mask).sum(axis=1) if den_encoder else 0.0)
     return num / den[:, None]
 
 
@@ -198,6 +205,18 @@ def _prefix_suspects():
                         "(k, v) in Σ_{j≤i}", decoder="after_prompt"),
         _prefix_suspect("φ not applied to the encoder keys: S_enc = Σ_j φ(k^e_j) v^e_jᵀ and "
                         "z_enc = Σ_j φ(k^e_j)", phi_enc=False),
+        _prefix_suspect("φ not applied to the encoder keys in the normaliser: z_enc = Σ_j "
+                        "φ(k^e_j), the same φ(k^e_j) as in S_enc = Σ_j φ(k^e_j) v^e_jᵀ; you "
+                        "summed the raw k^e_j", phi_enc_in="num"),
+        _prefix_suspect("φ not applied to the encoder keys in the state: S_enc = Σ_j φ(k^e_j) "
+                        "v^e_jᵀ, the same φ(k^e_j) as in z_enc = Σ_j φ(k^e_j); you used the raw "
+                        "k^e_j there", phi_enc_in="den"),
+        _prefix_suspect("the encoder state was built from the tokens' values v[:M]: the "
+                        "prompt's encoder has its own values, S_enc = Σ_j φ(k^e_j) (v^e_j)ᵀ with "
+                        "v_enc", enc_from="tokens"),
+        _prefix_suspect("the encoder sums were built from the tokens' keys k[:M]: the prompt's "
+                        "encoder has its own keys, S_enc = Σ_j φ(k^e_j) (v^e_j)ᵀ and z_enc = "
+                        "Σ_j φ(k^e_j) with k_enc", enc_from="token_keys"),
         _prefix_suspect("o_t is read before token t is added (off by one in time): the causal "
                         "sum runs over j ≤ t, so add φ(k_t) v_tᵀ and φ(k_t) to the state first, "
                         "then read o_t", decoder="strict"),
@@ -250,13 +269,15 @@ def _recall_cases():
 def _recall_variant(logits, targets, *, mask="asked", axis=-1, per="position", shift=False,
                     result="fraction", predict="argmax"):
     """The metric with one mistake switched on: ``mask`` "asked", "none_wrong" (ignored
-    positions counted as misses), "none_right" (counted as hits); ``axis`` of the argmax;
-    ``per="sequence"`` (a sequence scores only when every asked position is right);
+    positions counted as misses), "none_right" (counted as hits), "positive" (asked where the
+    target is > 0: token 0 left out); ``axis`` of the argmax; ``per="sequence"`` (a sequence
+    scores only when every asked position is right), "sequence_mean" (each sequence's accuracy,
+    then their mean);
     ``shift`` (logits at t scored against the target at t + 1); ``result`` "percent" (× 100)
     or "floor" (hits // asked); ``predict="max"`` (the largest logit's value, not its index)."""
     if shift:
         logits, targets = logits[:-1], targets[1:]
-    asked = targets != IGNORE
+    asked = targets > 0 if mask == "positive" else targets != IGNORE
     predicted = np.argmax(logits, axis=axis) if predict == "argmax" else logits.max(axis=axis)
     hit = predicted == targets
     if result == "floor":
@@ -265,6 +286,9 @@ def _recall_variant(logits, targets, *, mask="asked", axis=-1, per="position", s
         return 100.0 * float(np.mean(hit[asked]))
     if per == "sequence":
         return float(np.mean([(hit[asked[:, b], b]).all() for b in range(targets.shape[1])]))
+    if per == "sequence_mean":
+        rates = [hit[asked[:, b], b].mean() for b in range(targets.shape[1]) if asked[:, b].any()]
+        return float(np.mean(rates))
     if mask == "none_wrong":
         return float(np.mean(hit & asked))
     if mask == "none_right":
@@ -295,6 +319,13 @@ def _recall_suspects():
         _recall_suspect("you scored whole sequences (all queries right), not positions: the "
                         "recall accuracy is the fraction of asked positions answered right",
                         per="sequence"),
+        _recall_suspect("the asked positions were taken as targets > 0, which leaves out those "
+                        "whose target is token 0: 0 is a real token, and nothing-asked is "
+                        "marked IGNORE (−100); select targets != IGNORE", mask="positive"),
+        _recall_suspect("you averaged each sequence's own accuracy (a mean of means), which "
+                        "weighs a sequence that asks once as much as one that asks often; pool "
+                        "the asked positions: hits over all of them / their number",
+                        per="sequence_mean"),
         _recall_suspect("logits and targets are shifted by one step: the target at step t is "
                         "already the next token (the generator aligned them); compare "
                         "logits[t] with targets[t]", shift=True),

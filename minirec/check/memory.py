@@ -68,7 +68,9 @@ def _delta_reference(M, k, v, theta):
 
 def _delta_variant(M, k, v, theta, *, kind):
     error = v - M @ k
-    return {"hebbian": M + theta * np.outer(v, k),
+    unit = k / np.linalg.norm(k)
+    return {"unit_key": M + theta * np.outer(v - M @ unit, unit),
+            "hebbian": M + theta * np.outer(v, k),
             "sign": M + theta * np.outer(M @ k - v, k),
             "no_theta": M + np.outer(error, k),
             "no_old": theta * np.outer(error, k),
@@ -89,6 +91,9 @@ def _delta_suspects():
         s("you divided by ‖k‖² (the normalised delta rule, NLMS): this lesson's rule is "
           "M + θ (v − M k) kᵀ without the normalisation (with unit keys the two agree)",
           "normalised"),
+        s("you normalised the key to unit length first (k / ‖k‖ in both places): this "
+          "lesson's rule writes with the key as given, M + θ (v − M k) kᵀ (with unit keys the "
+          "two agree)", "unit_key"),
     )
 
 
@@ -178,7 +183,8 @@ def _step_reference(M, S, k, v, eta, theta, alpha):
 
 
 def _step_variant(M, S, k, v, eta, theta, alpha, *, kind):
-    G = ref.linear_memory_grad(M, k, v) / (2.0 if kind == "grad_no_two" else 1.0)
+    at = (1 - alpha) * M if kind == "grad_at_decayed" else M
+    G = ref.linear_memory_grad(at, k, v) / (2.0 if kind == "grad_no_two" else 1.0)
     S_new = {"plus": eta * S + theta * G,
              "no_eta": S - theta * G,
              "no_theta": eta * S - G,
@@ -213,6 +219,9 @@ def _step_suspects():
         s("η also multiplies the gradient step: S_t = η S_{t−1} − θ ∇ℓ, the momentum decays "
           "by η but the new surprise −θ ∇ℓ enters undecayed; you wrote η (S − θ ∇ℓ)",
           "eta_all"),
+        s("the gradient was taken at the decayed memory (1 − α) M_{t−1}: the surprise is the "
+          "gradient of the loss of the memory as it is, ∇ℓ(M_{t−1}; k, v); the forgetting "
+          "(1 − α) applies to M_{t−1} in the memory's update only", "grad_at_decayed"),
     )
 
 

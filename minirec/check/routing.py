@@ -6,9 +6,12 @@ when they agree, and otherwise raises :class:`~minirec.check.CheckFailed` with a
 table and a diagnosis.
 
 The cases use awkward sizes (N tokens ≠ E experts ≠ d ≠ H_r, so that a transposed weight or a
-softmax over the wrong axis changes a shape or a value), k = 1, 2 and k = E, and one case of
-logits near 720, where a softmax without its max shift overflows: the top-k check runs the
-learner's function with NumPy's overflow raised (:mod:`minirec.check._guards`) and names it.
+softmax over the wrong axis changes a shape or a value), k = 1, 2 and k = E, one case of
+logits near 720, where a softmax without its max shift overflows, one with rows near 800 beside
+rows near 0, where one max shift for the whole batch makes 0 / 0 (the top-k check runs the
+learner's function with NumPy's overflow and invalid values raised,
+:mod:`minirec.check._guards`, and names both), and one with E = 1000 experts and k = 300, where
+``np.argpartition`` leaves the k best unsorted.
 
 Exercise signatures::
 
@@ -55,11 +58,14 @@ def _scalar(name):
 def _top_k_variant(logits, k, *, axis=1, renormalize=True, largest=True, order="best",
                    from_logits=False, guard=True):
     """top_k_route with one mistake switched on; ``guard=False`` takes the softmax without
-    its max shift (it overflows on the large-logits case)."""
+    its max shift (it overflows on the large-logits case), ``guard="global"`` shifts by one
+    max for the whole batch (a row far below it underflows to 0 / 0)."""
     if from_logits:
         score = logits
     else:
-        e = np.exp(logits - (logits.max(axis=axis, keepdims=True) if guard else 0.0))
+        shift = {True: lambda: logits.max(axis=axis, keepdims=True), False: lambda: 0.0,
+                 "global": lambda: logits.max()}[guard]()
+        e = np.exp(logits - shift)
         score = e / e.sum(axis=axis, keepdims=True)                    # p
     ranked = np.argsort(-score if largest else score, axis=1, kind="stable")[:, :k]
     if order == "index":
@@ -67,9 +73,8 @@ def _top_k_variant(logits, k, *, axis=1, renormalize=True, largest=True, order="
     elif order == "ascending":                         # the k best, worst of them first
         ranked = ranked[:, ::-1]
     w = np.take_along_axis(score, ranked, axis=1)
-    if renormalize:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            w = w / w.sum(axis=1, keepdims=True)
+    if renormalize:                      # 0 / 0 raises here as in the learner's code (_guards)
+        w = w / w.sum(axis=1, keepdims=True)
     return w, ranked
 
 
@@ -80,12 +85,21 @@ def _top_k_suspect(message, **mistake):
 #: The diagnosis for a softmax that overflowed.
 SOFTMAX_OVERFLOW = softmax_overflow(720)
 
+#: The diagnosis for a softmax shifted by one max for the whole batch.
+GLOBAL_SHIFT = ("the max shift is one number for the whole batch (logits.max()): a token whose "
+                "logits all lie far below the batch's largest (rows near 0 beside rows near "
+                "800 in one call) gets e^{z − max} = 0 for every expert, and 0 / 0 is NaN. "
+                "Shift each row by its own max, logits.max(axis=1, keepdims=True)")
+
 
 def _top_k_suspects(cases):
     return (*with_unguarded_twins(_top_k_mistakes, SOFTMAX_GUARD, cases),
             Suspect(SOFTMAX_OVERFLOW, raising(lambda logits, k: _top_k_variant(logits, k,
                                                                                guard=False),
-                                              quiet=True)))
+                                              quiet=True)),
+            Suspect(GLOBAL_SHIFT, raising(lambda logits, k: _top_k_variant(logits, k,
+                                                                           guard="global"),
+                                          quiet=True)))
 
 
 def _top_k_mistakes(guard):
@@ -120,7 +134,23 @@ def _top_k_cases(seed):
     # p stays above the underflow limit (logit gaps below 745) so every weight is finite
     big = 720.0 + rng.normal(scale=8.0, size=(5, 6))
     cases.append(Case((big, 2), {"N": 5, "E": 6, "k": 2}))
+    cases.append(_mixed_scales_case(rng))
+    cases.append(_many_experts_case(rng))
     return tuple(cases)
+
+
+def _mixed_scales_case(rng, N=4, E=5, k=2):
+    """Rows of logits near 800 beside rows near 0 in one call: only each row's own max shift
+    keeps both finite (one max for the batch makes the rows near 0 underflow to 0 / 0)."""
+    logits = rng.normal(size=(N, E))
+    logits[::2] += 800.0
+    return Case((logits, k), {"N": N, "E": E, "k": k})
+
+
+def _many_experts_case(rng, N=3, E=1000, k=300):
+    """Many experts: np.argpartition's k best come in no sorted order here (for a few experts
+    NumPy happens to leave them sorted), so only a sort puts them best first."""
+    return Case((rng.normal(size=(N, E)), k), {"N": N, "E": E, "k": k})
 
 
 def _top_k_reference(logits, k):
@@ -223,14 +253,21 @@ def check_load_balance_loss(load_balance_loss) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def _router_variant(h, r_prev, router, *, state="carried", skip_gru=False, swap=False,
-                    logits_from="new", result="new"):
+                    logits_from="new", result="new", squash=None):
+    """The router step with one mistake switched on (see the suspects); ``squash`` a
+    nonlinearity applied to the projection x = W1 h, which the router does not have."""
     x = h @ router["W1"].T
+    if squash is not None:
+        x = _SQUASHES[squash](x)
     r0 = np.zeros_like(r_prev) if state == "zeros" else r_prev
     r = cells.gru_step(r0, x, router["gru"]) if swap else cells.gru_step(x, r0, router["gru"])
     if skip_gru:
         r = x
     source = {"new": r, "old": r_prev}[logits_from]
     return source @ router["W2"].T, (r if result == "new" else r_prev)
+
+
+_SQUASHES = {"tanh": np.tanh, "sigmoid": cells.sigmoid, "relu": lambda x: np.maximum(x, 0.0)}
 
 
 def _router_suspect(message, **mistake):
@@ -252,6 +289,9 @@ def _router_suspects():
                         "then logits = W2 r with the new r", logits_from="old"),
         _router_suspect("the state returned is the old one: return the new r, which the next "
                         "layer will receive as r_prev", result="old"),
+        *(_router_suspect(f"a {name} on the projection: the router's GRU reads x = W1 h "
+                          f"itself (a linear map, no nonlinearity); its own gates and tanh do "
+                          f"the squashing", squash=name) for name in _SQUASHES),
     )
 
 

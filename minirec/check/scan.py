@@ -322,14 +322,15 @@ def _chunk_starts(T, C):
 
 
 def _fixup_variant(local_a, local_b, C, *, first=False, shift=0, decay=True, accumulate=True,
-                   order="carry_first", offset=0):
+                   order="carry_first", offset=0, b_with="local"):
     """Chunk k (steps kC … kC + C − 1) composed with carry(k) = the combine of every earlier
     chunk, with one mistake switched on: ``first`` also fixes chunk 0 (with the carry
     ``a[-1], b[-1]`` that Python's index −1 wraps to); ``shift=1`` gives chunk k the carry of
     chunk k − 1; ``decay=False`` adds carry_b to b without local_a; ``accumulate=False`` uses
     the previous chunk's LOCAL total as the carry; ``order="local_first"`` composes local ∘ carry;
     ``offset=1`` fixes steps kC + 1 … kC + C (the chunk's slice one step late) with the carry
-    read at kC − 1.
+    read at kC − 1; ``b_with="fixed"`` decays carry_b by the already fixed a (A·a_i) instead of
+    the local a_i.
     """
     T = local_a.shape[0]
     a, b = local_a.copy(), local_b.copy()
@@ -353,7 +354,8 @@ def _fixup_variant(local_a, local_b, C, *, first=False, shift=0, decay=True, acc
             a[span], b[span] = ca * la, ca * lb + cb
         else:
             a[span] = ca * la
-            b[span] = la * cb + lb if decay else cb + lb
+            decay_by = a[span] if b_with == "fixed" else la
+            b[span] = decay_by * cb + lb if decay else cb + lb
     return a, b
 
 
@@ -383,6 +385,9 @@ def _fixup_suspects():
                        "[start:start + C]; you fixed start + 1 … start + C, so the chunk's first "
                        "step keeps its local value and the next chunk's first step gets this "
                        "chunk's carry", offset=1),
+        _fixup_suspect("b was decayed by the already fixed a: position i of a chunk becomes "
+                       "(A·a_i, a_i·B + b_i) with the LOCAL a_i; you multiplied B by the new "
+                       "A·a_i (fix b before a, or keep the local a)", b_with="fixed"),
     )
 
 

@@ -9,6 +9,8 @@ Workspaces in the cases are random positive rows, not one-hot digits: a shift in
 direction, along the wrong axis or without the wrap-around then changes many numbers, not one.
 Gates are softmaxes of random logits, so that every module's term counts and no two gates are
 equal. Batches have B ≥ 2 (a roll of the flattened array crosses rows) and one case has B = 1.
+In the programs' cases the largest b is not example 0's, so that one example's program given
+to all shows which one (b[0], b.max()).
 
 Exercise signatures::
 
@@ -96,10 +98,13 @@ def check_increment_module(increment_module) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def _write_variant(w, gates, a_onehot, *, order=(0, 1, 2), residual=False, input_from="a",
-                   gate_rows="own", use_gates=True):
+                   gate_rows="own", use_gates=True, increment_of="w"):
+    """The gated write with one mistake switched on (see the suspects); ``increment_of="a"``
+    shifts the addend a_onehot instead of the workspace."""
     g = {"own": lambda: gates, "first": lambda: gates[:1].repeat(gates.shape[0], axis=0),
          "reshaped": lambda: gates.reshape(gates.shape[1], gates.shape[0]).T}[gate_rows]()
-    proposals = [a_onehot if input_from == "a" else w, ref.increment_module(w), w]
+    shifted = ref.increment_module(w if increment_of == "w" else a_onehot)
+    proposals = [a_onehot if input_from == "a" else w, shifted, w]
     if not use_gates:
         return sum(proposals)
     new = sum(g[:, [i]] * proposals[m] for i, m in enumerate(order))
@@ -132,6 +137,9 @@ def _write_suspects():
                        "memory order (gates[0, 0], gates[0, 1], … fill the first module's row), "
                        "mixing examples and modules; index gates[:, m] (or use gates.T[m])",
                        gate_rows="reshaped"),
+        _write_suspect("the increment module shifted a_onehot instead of the workspace: "
+                       "M_increment(w) = P w moves what the workspace holds up by one; only the "
+                       "input module reads a", increment_of="a"),
     )
 
 
@@ -218,9 +226,9 @@ def _program_cases(seed):
     rng = np.random.default_rng(seed)
     cases = []
     for B, K in ((5, 7), (1, 3), (6, 11), (3, 2)):
-        b = rng.integers(0, K - 1, size=B)
-        b[0] = K - 2                                         # the longest program K allows
-        if B > 1:
+        b = rng.integers(0, K - 2, size=B) if K > 2 else np.zeros(B, np.int64)
+        b[-1] = K - 2                                        # the longest program K allows,
+        if B > 2:                                            # not example 0's
             b[1] = 0                                         # b = 0: input, then output only
         cases.append(Case((b, K), {"K": K, "B": B}))
     return tuple(cases)

@@ -151,3 +151,25 @@ def factors_upside_down(left, right):
     top = np.where(np.isneginf(m), 0.0, m)
     fA, fB = np.exp(top - mA), np.exp(top - mB)           # e^{m − mA}: ≥ 1, inf for an empty side
     return m, fA * uA + fB * uB, fA[:, None] * wA + fB[:, None] * wB
+
+
+# --- probe 2 (issue 11): the causes behind a second learner's mistakes, written anew ------
+
+@mutant(MUTANTS, "one shift for the whole batch", wrong={"m", "u", "w"})
+def batch_max_as_the_shift(left, right):
+    # every row rescaled by the largest finite max of the batch, which is also returned as m
+    (mA, uA, wA), (mB, uB, wB) = left, right
+    both = np.maximum(mA, mB)
+    top = both[np.isfinite(both)].max()
+    fA, fB = np.exp(mA - top), np.exp(mB - top)
+    return np.full_like(both, top), uA * fA + uB * fB, wA * fA[:, None] + wB * fB[:, None]
+
+
+@mutant(MUTANTS, "where the expected value is −inf", wrong={"m"})
+def shift_returned_as_the_max(left, right):
+    # the guarded shift (0 where both sides are empty) returned in place of m
+    (mA, uA, wA), (mB, uB, wB) = left, right
+    shift = np.maximum(mA, mB)
+    shift[~np.isfinite(shift)] = 0.0
+    fA, fB = np.exp(mA - shift), np.exp(mB - shift)
+    return shift, uA * fA + uB * fB, wA * fA[:, None] + wB * fB[:, None]

@@ -113,3 +113,40 @@ def chunks_shifted_by_one_step(local_a, local_b, C):
             a[t] = A * local_a[t]
             b[t] = local_a[t] * B + local_b[t]
     return a, b
+
+
+# --- probe 2 (issue 11): the causes behind a second learner's mistakes, written anew ------
+
+@mutant(MUTANTS, "b was decayed by the already fixed a", wrong={"b"})
+def b_decayed_by_the_fixed_a(local_a, local_b, C):
+    a, b = local_a.copy(), local_b.copy()
+    for start in range(C, len(a), C):
+        end = start + C
+        a[start:end] = a[start - 1] * a[start:end]
+        b[start:end] = a[start:end] * b[start - 1] + b[start:end]
+    return a, b
+
+
+@mutant(MUTANTS, "right at steps 0 … C − 1 and wrong from step C on", wrong={"a", "b"})
+def carry_read_at_the_chunk_start(local_a, local_b, C):
+    # the carry read at the chunk's own first step (start) instead of the step before it
+    a, b = local_a.copy(), local_b.copy()
+    for start in range(C, len(a), C):
+        end = start + C
+        carry_a, carry_b = a[start].copy(), b[start].copy()
+        a[start:end] = carry_a * local_a[start:end]
+        b[start:end] = local_a[start:end] * carry_b + local_b[start:end]
+    return a, b
+
+
+@mutant(MUTANTS, "right up to a step and wrong at every step from it to the end",
+        wrong={"a", "b"})
+def last_chunk_never_fixed(local_a, local_b, C):
+    # the loop over chunk starts stops one chunk short
+    a, b = local_a.copy(), local_b.copy()
+    starts = range(C, len(a), C)
+    for start in list(starts)[:-1]:
+        end = start + C
+        b[start:end] = local_a[start:end] * b[start - 1] + local_b[start:end]
+        a[start:end] = a[start - 1] * local_a[start:end]
+    return a, b

@@ -135,3 +135,27 @@ def frequencies_per_sequence(obs_model, obs_target, n_symbols):
         out[key] = np.array([(obs == s).sum() for s in range(n_symbols)]) / obs.shape[0]
     out["total_variation"] = 0.5 * np.abs(out["freq_model"] - out["freq_target"]).sum()
     return out
+
+
+# --- probe 2 (issue 11): the causes behind a second learner's mistakes, written anew ------
+
+@mutant(MUTANTS, "multiplied by N on every case", wrong={"freq_model", "freq_target",
+                                                         "total_variation"})
+def frequencies_over_one_sequence_length(obs_model, obs_target, n_symbols):
+    # each count divided by T, the length of one sequence, not by all N·T symbols
+    out = correct(obs_model, obs_target, n_symbols)
+    fm = np.bincount(obs_model.ravel(), minlength=n_symbols) / obs_model.shape[1]
+    ft = np.bincount(obs_target.ravel(), minlength=n_symbols) / obs_target.shape[1]
+    return {**out, "freq_model": fm, "freq_target": ft,
+            "total_variation": 0.5 * np.abs(fm - ft).sum()}
+
+
+@mutant(MUTANTS, "switches counted between sequences", wrong={"switch_model", "switch_target"})
+def switches_down_the_batch(obs_model, obs_target, n_symbols):
+    # a change from sequence n to sequence n + 1 at the same step counted as a switch
+    out = correct(obs_model, obs_target, n_symbols)
+
+    def rate(obs):
+        changed = obs[1:] != obs[:-1]
+        return float(changed.mean()) if changed.size else 0.0
+    return {**out, "switch_model": rate(obs_model), "switch_target": rate(obs_target)}

@@ -116,7 +116,7 @@ ALTERNATIVES = [forward_step_with_scipy, forward_step_with_logaddexp, forward_st
 
 # --- probe 1 (issue 11): mistakes an independent learner made, written anew -----------------
 
-@mutant(MUTANTS, "you shifted log_alpha by its row max", wrong={"log_alpha_new"})
+@mutant(MUTANTS, "where a column of log_A is near −800 your log α is −inf", wrong={"log_alpha_new"})
 def only_alpha_shifted(log_alpha, log_A, log_b):
     top = np.max(log_alpha, axis=1)[:, None]
     alpha = np.exp(log_alpha - top)                        # ≤ 1, but exp(log_A) is not shifted
@@ -124,7 +124,7 @@ def only_alpha_shifted(log_alpha, log_A, log_b):
         return np.log(np.einsum("ni,ij->nj", alpha, np.exp(log_A))) + top + log_b
 
 
-@mutant(MUTANTS, "you shifted log_A by its column max", wrong={"log_alpha_new"})
+@mutant(MUTANTS, "where log_alpha is near −800 your log α is −inf", wrong={"log_alpha_new"})
 def only_transitions_shifted(log_alpha, log_A, log_b):
     top = log_A.max(axis=0)
     with np.errstate(divide="ignore"):
@@ -138,3 +138,14 @@ def unguarded_shift_with_warnings_off(log_alpha, log_A, log_b):
     best = np.max(scores, axis=1)
     with np.errstate(invalid="ignore"):
         return best + np.log(np.sum(np.exp(scores - best[:, None, :]), axis=1)) + log_b
+
+
+# --- probe 2 (issue 11): the causes behind a second learner's mistakes, written anew ------
+
+@mutant(MUTANTS, "the max shift is one number for the whole batch", wrong={"log_alpha_new"})
+def one_shift_for_every_sequence(log_alpha, log_A, log_b):
+    # one shift: the largest finite term over every sequence, source and target state
+    terms = log_alpha[:, :, None] + log_A[None, :, :]
+    top = terms[np.isfinite(terms)].max()
+    with np.errstate(divide="ignore"):
+        return np.log(np.exp(terms - top).sum(axis=1)) + top + log_b

@@ -131,3 +131,27 @@ def unguarded_shifts_with_warnings_off(L1, L2):
     r, c = L1.max(axis=-1, keepdims=True), L2.max(axis=-2, keepdims=True)
     with np.errstate(invalid="ignore"):
         return _shifted_product(L1, L2, r, c)
+
+
+# --- probe 2 (issue 11): the causes behind a second learner's mistakes, written anew ------
+
+@mutant(MUTANTS, "L1 is shifted along the wrong axis", wrong={"L"})
+def first_operand_shifted_by_columns(L1, L2):
+    # L1's shift taken over its rows (axis −2) instead of over k; both guarded
+    r = L1.max(axis=-2, keepdims=True)
+    c = L2.max(axis=-2, keepdims=True)
+    r = np.where(np.isfinite(r), r, 0.0)
+    c = np.where(np.isfinite(c), c, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.exp(L1 - r) @ np.exp(L2 - c)) + r + c
+
+
+@mutant(MUTANTS, "L2 is shifted along the wrong axis", wrong={"L"})
+def second_operand_shifted_by_rows(L1, L2):
+    # L2's shift taken over its columns (axis −1) instead of over k; both guarded
+    r = L1.max(axis=-1, keepdims=True)
+    c = L2.max(axis=-1, keepdims=True)
+    r = np.where(np.isfinite(r), r, 0.0)
+    c = np.where(np.isfinite(c), c, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.exp(L1 - r) @ np.exp(L2 - c)) + r + c

@@ -160,3 +160,39 @@ ALTERNATIVES = [linear_attention_by_cumsum, linear_attention_with_torch]
 def fresh_state(q, k, v, state):
     d_k, d_v = q.shape[1], v.shape[1]
     return correct(q, k, v, (np.zeros((d_k, d_v)), np.zeros(d_k)))
+
+
+# --- probe 2 (issue 11): the causes behind a second learner's mistakes, written anew ------
+
+@mutant(MUTANTS, "a small systematic term, not float32 rounding", wrong={"o"})
+def safe_division(q, k, v, state):
+    # a tiny ε keeps the normaliser away from zero, and shifts every output a little
+    S, z = state
+    out = []
+    for t in range(len(q)):
+        S = S + np.outer(phi(k[t]), v[t])
+        z = z + phi(k[t])
+        out.append(phi(q[t]) @ S / (phi(q[t]) @ z + 1e-7))
+    return np.array(out), (S, z)
+
+
+@mutant(MUTANTS, "φ not applied to the keys in the normaliser", wrong={"o", "z"})
+def raw_keys_in_the_normaliser(q, k, v, state):
+    S, z = state
+    out = []
+    for t in range(len(q)):
+        S = S + np.outer(phi(k[t]), v[t])
+        z = z + k[t]
+        out.append(phi(q[t]) @ S / (phi(q[t]) @ z))
+    return np.array(out), (S, z)
+
+
+@mutant(MUTANTS, "φ not applied to the keys in the state", wrong={"o", "S"})
+def raw_keys_in_the_state(q, k, v, state):
+    S, z = state
+    out = []
+    for t in range(len(q)):
+        S = S + k[t][:, None] * v[t][None, :]
+        z = z + phi(k[t])
+        out.append(phi(q[t]) @ S / (phi(q[t]) @ z))
+    return np.array(out), (S, z)

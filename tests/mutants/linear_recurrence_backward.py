@@ -92,3 +92,15 @@ def backward_as_a_reversed_scan(a, h, h0, grad_h):
 
 
 ALTERNATIVES = [backward_by_torch_autograd, backward_as_a_reversed_scan]
+
+
+# --- probe 2 (issue 11): the causes behind a second learner's mistakes, written anew ------
+
+@mutant(MUTANTS, "right at every step but the first (T index 0)", wrong={"a", "b", "h0"})
+def carry_stops_before_step_zero(a, h, h0, grad_h):
+    # the carried gradient reaches every step but t = 0
+    g = grad_h.copy()
+    for t in range(len(a) - 2, 0, -1):
+        g[t] = g[t] + a[t + 1] * g[t + 1]
+    prev = np.concatenate([h0[None], h[:-1]])
+    return {"a": g * prev, "b": g, "h0": a[0] * g[0]}

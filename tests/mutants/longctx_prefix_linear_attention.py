@@ -150,3 +150,26 @@ def query_sees_only_earlier_tokens(q, k, v, k_enc, v_enc):
         weights = keys @ phi(q[i])
         out.append(weights @ values / weights.sum())
     return np.array(out)
+
+
+# --- probe 2 (issue 11): the causes behind a second learner's mistakes, written anew ------
+
+@mutant(MUTANTS, "φ not applied to the encoder keys in the normaliser", wrong={"o"})
+def raw_encoder_keys_in_the_normaliser(q, k, v, k_enc, v_enc):
+    S, z = phi(k_enc).T @ v_enc, k_enc.sum(axis=0)
+    out = []
+    for t in range(len(q)):
+        S, z = S + np.outer(phi(k[t]), v[t]), z + phi(k[t])
+        out.append(phi(q[t]) @ S / (phi(q[t]) @ z))
+    return np.array(out)
+
+
+@mutant(MUTANTS, "the tokens' values v[:M]", wrong={"o"})
+def encoder_reads_the_token_values(q, k, v, k_enc, v_enc):
+    prompt = len(k_enc)
+    S, z = phi(k_enc).T @ v[:prompt], phi(k_enc).sum(axis=0)
+    out = []
+    for t in range(len(q)):
+        S, z = S + np.outer(phi(k[t]), v[t]), z + phi(k[t])
+        out.append(phi(q[t]) @ S / (phi(q[t]) @ z))
+    return np.array(out)

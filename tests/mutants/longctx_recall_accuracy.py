@@ -106,3 +106,21 @@ def prediction_over_the_batch_axis(logits, targets):
     guess = np.argmax(logits, axis=1)                      # (T, V): the batch axis reduced
     mask = targets >= 0
     return float(np.mean(guess[mask] == targets[mask]))
+
+
+# --- probe 2 (issue 11): the causes behind a second learner's mistakes, written anew ------
+
+@mutant(MUTANTS, "targets > 0", wrong={"accuracy"})
+def asked_where_the_target_is_positive(logits, targets):
+    asked = targets > 0
+    return float(np.mean(logits.argmax(axis=-1)[asked] == targets[asked]))
+
+
+@mutant(MUTANTS, "a mean of means", wrong={"accuracy"})
+def mean_of_sequence_accuracies(logits, targets):
+    rates = []
+    for b in range(targets.shape[1]):
+        asked = targets[:, b] != -100
+        if asked.any():
+            rates.append(np.mean(logits[:, b].argmax(axis=-1)[asked] == targets[asked, b]))
+    return float(np.mean(rates))

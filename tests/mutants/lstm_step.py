@@ -181,3 +181,14 @@ def cell_state_through_sigmoid(x, state, params):
     a_i, a_f, a_g, a_o = np.split(_pre(x, h, params), 4, axis=1)
     c_new = sigmoid(a_f) * c + sigmoid(a_i) * np.tanh(a_g)
     return sigmoid(a_o) * sigmoid(c_new), c_new
+
+
+# --- probe 2 (issue 11): the causes behind a second learner's mistakes, written anew ------
+
+@mutant(MUTANTS, "a constant forget bias inside the step", wrong={"h_new", "c_new"})
+def built_in_forget_bias(x, state, params):
+    # a keep bias of +1 added by the step itself
+    h, c = state
+    a_i, a_f, a_g, a_o = np.split(_pre(x, h, params), 4, axis=1)
+    c_new = sigmoid(a_f + 1.0) * c + sigmoid(a_i) * np.tanh(a_g)
+    return sigmoid(a_o) * np.tanh(c_new), c_new

@@ -112,3 +112,11 @@ def theta_on_the_target_only(M, k, v, theta):
 def memory_read_through_its_transpose(M, k, v, theta):
     recalled = M.T @ k                                     # runs only when d_v == d_k
     return M + theta * np.outer(v - recalled, k)
+
+
+# --- probe 2 (issue 11): the causes behind a second learner's mistakes, written anew ------
+
+@mutant(MUTANTS, "you normalised the key to unit length first", wrong={"M_new"})
+def written_with_a_unit_key(M, k, v, theta):
+    direction = k / np.sqrt(np.sum(k * k))
+    return M + theta * np.outer(v - M @ direction, direction)

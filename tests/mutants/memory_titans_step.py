@@ -96,9 +96,9 @@ def gradient_without_the_two(M, S, k, v, eta, theta, alpha):
     return (1 - alpha) * M + S_new, S_new
 
 
-@mutant(MUTANTS, "no known mistake matches your result", wrong={"M_new", "S_new"})
+@mutant(MUTANTS, "the gradient was taken at the decayed memory", wrong={"M_new", "S_new"})
 def gradient_at_the_forgotten_memory(M, S, k, v, eta, theta, alpha):
-    # the surprise measured against (1 − α) M instead of M: no suspect
+    # the surprise measured against (1 − α) M instead of M
     M_kept = (1 - alpha) * M
     S_new = eta * S - theta * _grad(M_kept, k, v)
     return M_kept + S_new, S_new

@@ -200,3 +200,37 @@ def bptt_with_torch_autograd(x, h0, params, grad_outputs):
 
 
 ALTERNATIVES = [bptt_with_torch_autograd]
+
+
+# --- probe 2 (issue 11): the causes behind a second learner's mistakes, written anew ------
+
+@mutant(MUTANTS, "right at every step but the first (T index 0)", wrong={*WEIGHTS, "x", "h0"})
+def backward_loop_misses_step_zero(x, h0, params, grad_outputs):
+    # the loop ends at t = 1: step 0 is never differentiated
+    hs = _states(x, h0, params)
+    grads = {k: np.zeros_like(params[k]) for k in WEIGHTS}
+    dx = np.zeros_like(x)
+    dh_next = np.zeros_like(h0)
+    for t in range(len(x) - 1, 0, -1):
+        g = rnn_step_backward(x[t], hs[t], params, grad_outputs[t] + dh_next)
+        for k in WEIGHTS:
+            grads[k] += g[k]
+        dx[t] = g["x"]
+        dh_next = g["h"]
+    return {**grads, "x": dx, "h0": dh_next}
+
+
+@mutant(MUTANTS, "all zeros at the last step (T index T − 1)", wrong={*WEIGHTS, "x", "h0"})
+def backward_loop_starts_one_step_early(x, h0, params, grad_outputs):
+    # the loop starts at t = T − 2: the last step is never differentiated
+    hs = _states(x, h0, params)
+    grads = {k: np.zeros_like(params[k]) for k in WEIGHTS}
+    dx = np.zeros_like(x)
+    dh_next = np.zeros_like(h0)
+    for t in reversed(range(len(x) - 1)):
+        g = rnn_step_backward(x[t], hs[t], params, grad_outputs[t] + dh_next)
+        for k in WEIGHTS:
+            grads[k] += g[k]
+        dx[t] = g["x"]
+        dh_next = g["h"]
+    return {**grads, "x": dx, "h0": dh_next}

@@ -103,3 +103,12 @@ def routing_probabilities_returned(h, r_prev, router):
     logits, r = correct(h, r_prev, router)
     p = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return p / p.sum(axis=-1, keepdims=True), r
+
+
+# --- probe 2 (issue 11): the causes behind a second learner's mistakes, written anew ------
+
+@mutant(MUTANTS, "a relu on the projection", wrong={"logits", "r"})
+def rectified_projection(h, r_prev, router):
+    x = np.maximum(h @ router["W1"].T, 0.0)
+    r = gru_step(x, r_prev, router["gru"])
+    return r @ router["W2"].T, r

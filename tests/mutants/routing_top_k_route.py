@@ -83,9 +83,10 @@ def unshifted_and_not_renormalised(logits, k):
     return np.take_along_axis(p, idx, axis=1), idx
 
 
-@mutant(MUTANTS, "the k best experts, worst of them first", wrong={"weights", "indices"})
+@mutant(MUTANTS, "holds the expected values, in another order", wrong={"weights", "indices"})
 def argpartition_order(logits, k):
-    # the k best experts, but in the order np.argpartition leaves them, not best first
+    # the k best experts, but in the order np.argpartition leaves them, not best first (for a
+    # few experts NumPy happens to leave them in rising order; for 1000 in no order at all)
     z = np.exp(logits - logits.max(axis=1, keepdims=True))
     p = z / z.sum(axis=1, keepdims=True)
     idx = np.argpartition(p, -k, axis=1)[:, -k:]
@@ -132,6 +133,27 @@ def best_k_in_rising_order(logits, k):
     # the last k columns of an ascending sort: the right experts, smallest first
     E = logits.shape[1]
     idx = np.argsort(logits, axis=1)[:, E - k:]
+    top = np.take_along_axis(logits, idx, axis=1)
+    e = np.exp(top - top.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True), idx
+
+
+# --- probe 2 (issue 11): the causes behind a second learner's mistakes, written anew ------
+
+@mutant(MUTANTS, "the max shift is one number for the whole batch")
+def one_shift_for_all_tokens(logits, k):
+    # the largest logit of the whole call subtracted from every row
+    e = np.exp(logits - np.max(logits))
+    p = e / e.sum(axis=1, keepdims=True)
+    idx = np.argsort(-p, axis=1, kind="stable")[:, :k]
+    w = np.take_along_axis(p, idx, axis=1)
+    return w / w.sum(axis=1, keepdims=True), idx
+
+
+@mutant(MUTANTS, "holds the expected values, in another order", wrong={"weights", "indices"})
+def partition_without_a_sort(logits, k):
+    # the k largest logits found by a partition, kept in the order it leaves them
+    idx = np.argpartition(-logits, k - 1, axis=1)[:, :k]
     top = np.take_along_axis(logits, idx, axis=1)
     e = np.exp(top - top.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True), idx

@@ -92,3 +92,11 @@ ALTERNATIVES = [program_from_a_choice_table]
 @mutant(MUTANTS, "is example 0's", wrong={"program"})
 def first_count_for_everyone(b, n_steps):
     return correct(np.full_like(b, b[0]), n_steps)
+
+
+# --- probe 2 (issue 11): the causes behind a second learner's mistakes, written anew ------
+
+@mutant(MUTANTS, "the example with the largest b", wrong={"program"})
+def longest_program_for_all(b, n_steps):
+    # the number of increments of the longest addition, used for every example
+    return correct(np.full_like(b, np.max(b)), n_steps)

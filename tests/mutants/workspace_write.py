@@ -80,3 +80,11 @@ def gates_regrouped_by_reshape(w, gates, a_onehot):
     per_module = gates.reshape(gates.shape[1], gates.shape[0])       # (M, B), not the transpose
     proposals = (a_onehot, np.roll(w, 1, axis=1), w)
     return sum(g[:, None] * p for g, p in zip(per_module, proposals, strict=True))
+
+
+# --- probe 2 (issue 11): the causes behind a second learner's mistakes, written anew ------
+
+@mutant(MUTANTS, "the increment module shifted a_onehot", wrong={"w_new"})
+def increment_of_the_addend(w, gates, a_onehot):
+    shifted = np.concatenate([a_onehot[:, -1:], a_onehot[:, :-1]], axis=1)
+    return gates[:, :1] * a_onehot + gates[:, 1:2] * shifted + gates[:, 2:] * w

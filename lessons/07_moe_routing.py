@@ -102,7 +102,8 @@ np.set_printoptions(precision=4, suppress=True)
 # `logits` has shape `(N, E)`; return `(weights, indices)`, both `(N, k)`: the $k$ most probable
 # experts of each token *best first*, and their probabilities renormalised to sum to 1. The
 # check includes logits near 720, where `np.exp` overflows unless you subtract each row's maximum
-# first.
+# first (one maximum for the whole batch is not enough: some rows sit near 800, others near 0), and
+# a thousand experts, where the order of `np.argpartition`'s result is not sorted.
 
 # %% tags=["exercise"]
 def top_k_route(logits, k):

@@ -57,6 +57,11 @@ __all__ = [
     "build_book",
     "find_root",
     "lesson_paths",
+    "current_env_kernel_manager",
+    "EXERCISE_TAG",
+    "CHECK_TAG",
+    "SOLUTION_ONLY_TAG",
+    "RAISES_EXCEPTION_TAG",
 ]
 
 NBFORMAT_MINOR = 5
@@ -66,6 +71,13 @@ LESSON_BUDGET_S = 60.0  # LESSON_SHAPE.md: a whole lesson runs in under a minute
 LESSON_LIMIT_S = 90.0  # over this a build fails where CI is set (a warning above the budget)
 CELL_TIMEOUT_S = 300  # per cell; `minirec build --timeout S` changes it
 TIMES_FILE = "lesson_times.json"  # in book/; gitignored (see book/.gitignore)
+
+#: Cell tags the pipeline writes and :mod:`minirec.grading` reads (CONTRIBUTING.md, "Exercises:
+#: markers and tags"); other tags pass through unchanged.
+EXERCISE_TAG = "exercise"  # a code cell with solution regions, blanked in exercises/
+CHECK_TAG = "check"  # a check cell: follows an exercise cell, kept in both notebooks
+SOLUTION_ONLY_TAG = "solution-only"  # left out of exercises/
+RAISES_EXCEPTION_TAG = "raises-exception"  # raises by design (nbval's tag): not a blank's failure
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 LANGUAGE_INFO = {
@@ -136,10 +148,10 @@ def _split(text: str, path: str):
                 return _raw[_ours.index(k)]
             return _head
 
-        if "exercise" in tags:
+        if EXERCISE_TAG in tags:
             if cell.cell_type != "code":
                 raise LessonError(path, header_line, "only a code cell can be tagged `exercise`")
-            for other in ("check", "solution-only"):
+            for other in (CHECK_TAG, SOLUTION_ONLY_TAG):
                 if other in tags:
                     raise LessonError(
                         path, header_line, f"a cell cannot be tagged both `exercise` and `{other}`"
@@ -155,10 +167,10 @@ def _split(text: str, path: str):
                     '(tag the cell `# %% tags=["exercise"]`, or reword the text)',
                 )
             sol_source = ex_source = cell.source
-        if "check" in tags:
+        if CHECK_TAG in tags:
             if cell.cell_type != "code":
                 raise LessonError(path, header_line, "only a code cell can be tagged `check`")
-            if not previous_code_tags or not {"exercise", "check"} & set(previous_code_tags):
+            if not previous_code_tags or not {EXERCISE_TAG, CHECK_TAG} & set(previous_code_tags):
                 raise LessonError(
                     path,
                     header_line,
@@ -166,7 +178,7 @@ def _split(text: str, path: str):
                     "with no code cell in between",
                 )
         if cell.cell_type == "code":
-            if "exercise" in (previous_code_tags or []) and "check" not in tags:
+            if EXERCISE_TAG in (previous_code_tags or []) and CHECK_TAG not in tags:
                 raise LessonError(
                     path,
                     header_line,
@@ -180,9 +192,9 @@ def _split(text: str, path: str):
         }
         sol_cells.append(_new_cell(cell.cell_type, sol_source, metadata, ids[index]))
         sol_lines.append(header_line)
-        if "solution-only" not in tags:
+        if SOLUTION_ONLY_TAG not in tags:
             ex_cells.append(_new_cell(cell.cell_type, ex_source, metadata, ids[index]))
-    if previous_code_tags is not None and "exercise" in previous_code_tags:
+    if previous_code_tags is not None and EXERCISE_TAG in previous_code_tags:
         raise LessonError(
             path, previous_code_line, "the last exercise cell has no `check` cell after it"
         )
@@ -366,7 +378,7 @@ def execute(
         nb,
         timeout=timeout,
         kernel_name="python3",
-        kernel_manager_class=_current_env_kernel_manager(),
+        kernel_manager_class=current_env_kernel_manager(),
         allow_errors=allow_errors,
         record_timing=False,
         resources={"metadata": {"path": str(cwd or os.getcwd())}},
@@ -419,21 +431,25 @@ def timeout_advice(nb, index: int | None, timeout: float) -> str:
     )
 
 
-def _current_env_kernel_manager():
-    """A kernel manager whose ``python3`` is this interpreter (like nbval's
-    ``--nbval-current-env``), whatever ``python3`` kernelspec the user has installed elsewhere."""
+def current_env_kernel_manager(prefix: Iterable[str] = ()):
+    """A kernel manager class whose ``python3`` is this interpreter (like nbval's
+    ``--nbval-current-env``), whatever ``python3`` kernelspec the user has installed elsewhere.
+
+    ``prefix``: a command the kernel is started behind, e.g. the grader's sandbox
+    (:func:`minirec.grading.sandbox_prefix`); the kernel's own command line follows it."""
     import ipykernel.kernelspec
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
+    prefix = list(prefix)
+
     class CurrentEnvKernelSpecs(KernelSpecManager):
         def get_kernel_spec(self, kernel_name):
             if kernel_name == KERNELSPEC["name"]:
-                return self.kernel_spec_class(
-                    resource_dir=ipykernel.kernelspec.RESOURCES,
-                    **ipykernel.kernelspec.get_kernel_dict(),
-                )
+                spec = ipykernel.kernelspec.get_kernel_dict()
+                spec = {**spec, "argv": [*prefix, *spec["argv"]]}
+                return self.kernel_spec_class(resource_dir=ipykernel.kernelspec.RESOURCES, **spec)
             return super().get_kernel_spec(kernel_name)
 
     class CurrentEnvKernelManager(AsyncKernelManager):
@@ -481,7 +497,7 @@ def check_exercise(nb, *, cwd, timeout: int = CELL_TIMEOUT_S) -> list[str]:
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         tags = cell.metadata.get("tags", [])
         first = cell.source.strip().split("\n")[0][:60]
-        if "check" in tags:
+        if CHECK_TAG in tags:
             checks += 1
             if not errors:
                 problems.append(f"cell {index} ({first!r}): the check passes on the blank exercise")
@@ -491,7 +507,7 @@ def check_exercise(nb, *, cwd, timeout: int = CELL_TIMEOUT_S) -> list[str]:
                     f"cell {index} ({first!r}): the check raised {e.get('ename')}: "
                     f"{e.get('evalue')} instead of NotAttempted"
                 )
-        elif errors and "raises-exception" not in tags:
+        elif errors and RAISES_EXCEPTION_TAG not in tags:
             e = errors[0]
             problems.append(
                 f"cell {index} ({first!r}) raised {e.get('ename')}: {e.get('evalue')} "

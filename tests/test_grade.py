@@ -53,7 +53,7 @@ def minirec_copy(tmp_path_factory):
     shutil.copytree(ROOT / "minirec", root / "minirec", symlinks=False)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PYTHONPATH", str(root))
-        mp.setattr(grading, "PACKAGE_DIR", root / "minirec")
+        mp.setattr(grading._isolation, "PACKAGE_DIR", root / "minirec")
         yield root / "minirec"
 
 
@@ -293,7 +293,7 @@ def test_a_writer_cannot_change_another_submissions_result(tmp_path, minirec_cop
 
 
 def test_sandbox_mode_on_refuses_without_a_sandbox(tmp_path, monkeypatch):
-    monkeypatch.setattr(grading, "sandbox_available", lambda: (False, "no unshare here"))
+    monkeypatch.setattr(grading._isolation, "sandbox_available", lambda: (False, "no unshare here"))
     with pytest.raises(RuntimeError, match="the sandbox does not work on this machine: no "
                                            "unshare here"):
         grading.grade(tmp_path, sandbox="on", progress=False)
@@ -419,7 +419,7 @@ def test_review_notes_tripwire():
 def test_endless_output_is_capped(tmp_path, monkeypatch):
     """A notebook that prints without end cannot fill the grader's memory: outputs past the
     limit are dropped (and said so), the checks are still read."""
-    monkeypatch.setattr(grading, "MAX_OUTPUT_CHARS", 10_000)
+    monkeypatch.setattr(grading._kernel, "MAX_OUTPUT_CHARS", 10_000)
     solution, _exercise = fx.lesson_notebooks()
     path = tmp_path / "chatty.ipynb"
     path.write_bytes(fx.to_bytes(fx.with_code_cell(solution, "for i in range(2000):\n"

@@ -9,6 +9,7 @@ wrong and the rest blank.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import re
 from pathlib import Path
@@ -56,7 +57,16 @@ def variants() -> dict[str, object]:
         "name_error": fx.fill(solution, "attention_combine", "x = undefined_name + 1\n"),
         "broken_setup": fx.with_code_cell(solution, "import numpy_that_does_not_exist\n",
                                           after=0),
+        "printed_pass": _with_check_cell(solution, "affine_combine",
+                                         'print("✓ affine_combine: passed on 4 cases")'),
     }
+
+
+def _with_check_cell(nb, name: str, source: str):
+    """A copy of ``nb`` whose check cell of ``name`` holds ``source``."""
+    nb = copy.deepcopy(nb)
+    nb.cells[fx.exercise_cell(nb, name) + 1].source = source
+    return nb
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +143,16 @@ def test_error_in_a_setup_cell_is_reported_by_cell(checked):
     assert status == 0  # the checks still pass: the broken cell is not an exercise
     assert ("Note: cell 2 (`import numpy_that_does_not_exist`) raised ModuleNotFoundError: "
             "No module named 'numpy_that_does_not_exist'") in report
+
+
+def test_a_check_cell_that_only_prints_a_pass_is_not_run(checked):
+    """``minirec check`` reads results as ``minirec grade`` does, from the checks' signed
+    verdicts: a check cell whose check did not run is "not run", whatever it printed."""
+    status, report = checked["printed_pass"]
+    assert status == 1, report
+    assert status_line(report, "affine_combine") == "- affine_combine not run"
+    assert "the check cell ran, but no check reported a verdict" in report
+    assert status_line(report, "attention_combine") == "✓ attention_combine passed"
 
 
 def test_no_pytest_internals_no_tracebacks_no_colours(checked):

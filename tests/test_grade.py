@@ -40,6 +40,15 @@ def wrong_notebook():
                                                                  "affine_combine"))
 
 
+def released(folder: Path) -> Path:
+    """The fixture lesson's released exercise notebook, written as ``minirec build`` would
+    (``folder/exercises/00_grading.ipynb``): what every submission is graded against."""
+    path = folder / "exercises" / "00_grading.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(fx.to_bytes(fx.lesson_notebooks()[1]))
+    return path
+
+
 def read_rows(path: Path) -> dict[str, dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as f:
         return {row["submission"]: row for row in csv.DictReader(f)}
@@ -99,8 +108,10 @@ def mixed(tmp_path_factory, minirec_copy):
     (folder / ".hidden.ipynb").write_bytes(fx.to_bytes(solution))
     out = folder / "grades.csv"  # inside the folder: must not be taken for a submission
     feedback = tmp_path_factory.mktemp("feedback")
+    release = released(tmp_path_factory.mktemp("course"))
     status, printed = _cli("grade", str(folder), "--out", str(out), "--timeout", "120",
-                           "--feedback", str(feedback), "--no-progress")
+                           "--release", str(release), "--feedback", str(feedback),
+                           "--no-progress")
     return status, printed, read_rows(out), out, feedback
 
 
@@ -120,7 +131,7 @@ def test_grade_writes_one_row_per_submission_and_exits_0(mixed):
         "dana", "empty_folder", "two", "faker.ipynb"])
     header = list(next(iter(rows.values())))
     assert header == ["submission", "status", "score", "out_of", *fx.EXERCISES, "seconds",
-                      "note"]
+                      "review", "note"]
 
 
 def test_right_blank_and_wrong_answers(mixed):
@@ -182,11 +193,11 @@ def test_summary(mixed):
     assert printed.startswith("Graded 14 submissions in ")
     assert "  ran               6" in printed
     assert "  kernel died       2: crash.ipynb, segfault.ipynb" in printed
-    assert "Exercises passed:" in printed and "  affine_combine       3 / 14" in printed
+    assert "Exercises passed:" in printed and "  affine_combine       2 / 14" in printed
     assert "Ignored: notes.txt (not a .ipynb file or a folder)" in printed
     assert ".hidden" not in printed
-    assert "Review (a check cell edited or a check_... name rebound, see the note column): " \
-        "faker.ipynb" in printed
+    assert "Review (the machinery reached into, tagged cells ignored or verdicts forged: see " \
+        "the review column): faker.ipynb, segfault.ipynb, solved.ipynb" in printed
     assert printed.rstrip().endswith(f"Wrote {mixed[3]}")
 
 
@@ -202,14 +213,16 @@ def test_feedback_files_hold_each_learners_report(mixed):
     assert f"Wrote 14 feedback files into {feedback}" in mixed[1]
 
 
-def test_faked_checks_pass_but_are_flagged_for_review(mixed):
-    """The documented limit: code that cheats inside its own kernel passes; the tripwire
-    puts it in front of the instructor."""
+def test_faked_checks_are_not_run_and_flagged_for_review(mixed):
+    """A check_... of the learner's prints a pass but signs no verdict: not run, and flagged;
+    the edited check cell is not run (the released one is), so attention_combine gets its true
+    status. More attacks: tests/test_grade_attacks.py."""
     row = mixed[2]["faker.ipynb"]
-    assert [row[e] for e in fx.EXERCISES] == ["passed", "passed"]
-    assert row["note"] == ("review: cell 3 rebinds check_affine_combine; the check cell of "
-                           "attention_combine was edited (`print(\"✓ attention_combine: passed "
-                           "on 3 cases\")`)")
+    assert [row[e] for e in fx.EXERCISES] == ["not run", "not attempted"]
+    assert row["review"] == ("the exercise cell of affine_combine: rebinds "
+                             "check_affine_combine")
+    assert mixed[2]["solved.ipynb"]["review"] == ("the submission is minirec's solution "
+                                                  "notebook (its metadata says so)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,11 +232,14 @@ def test_faked_checks_pass_but_are_flagged_for_review(mixed):
 
 def test_endless_loop_is_stopped_at_the_time_limit_and_grading_goes_on(tmp_path, minirec_copy):
     _solution, exercise = fx.lesson_notebooks()
-    (tmp_path / "a_loop.ipynb").write_bytes(
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    (folder / "a_loop.ipynb").write_bytes(
         fx.to_bytes(fx.fill(exercise, "affine_combine", fx.broken_sources()["loop"])))
-    (tmp_path / "b_after.ipynb").write_bytes(b"{}")
+    (folder / "b_after.ipynb").write_bytes(b"{}")
     start = time.monotonic()
-    report = grading.grade(tmp_path, time_limit=6, progress=False)
+    report = grading.grade(folder, release=released(tmp_path / "course"), time_limit=6,
+                           progress=False)
     elapsed = time.monotonic() - start
     result = dict((s.name, r) for s, r in report.rows)
     loop = result["a_loop.ipynb"]
@@ -265,7 +281,8 @@ def test_a_writer_cannot_change_another_submissions_result(tmp_path, minirec_cop
     (folder / "d_stray.ipynb").write_bytes(
         fx.to_bytes(fx.fill(exercise, "affine_combine", fx.stray_source(stray))))
 
-    report = grading.grade(folder, time_limit=120, sandbox=mode, progress=False)
+    report = grading.grade(folder, release=released(tmp_path / "course"), time_limit=120,
+                           sandbox=mode, progress=False)
     grading.write_csv(report, out)
     rows = read_rows(out)
 
@@ -390,32 +407,6 @@ def test_package_guard_finds_and_restores_changes(tmp_path):
     assert code.read_text() == "def check(): ...\n" and not (tmp_path / "link.py").exists()
 
 
-def test_review_notes_tripwire():
-    solution, _exercise = fx.lesson_notebooks()
-    specs = grading.find_exercises(solution)
-    assert grading.review_notes(solution, specs) == []  # the lesson itself is clean
-    sources = {
-        "check_affine_combine = print": ["check_affine_combine"],
-        "import minirec.check as mc\nmc.check_affine_combine = print": ["check_affine_combine"],
-        "from minirec.check import check_gru_step as check_affine_combine":
-            ["check_affine_combine"],
-        "from mylib import check_affine_combine": ["check_affine_combine"],
-        "from minirec.check import check_affine_combine": [],
-        "setattr(mc, 'run_check', lambda *a: None)": ["run_check"],
-        "class check_x: pass": ["check_x"],
-        "checked = check_affine_combine(f)": [],
-    }
-    for source, names in sources.items():
-        nb = fx.with_code_cell(solution, source, after=1)
-        specs = grading.find_exercises(nb)
-        assert grading.review_notes(nb, specs) == [f"cell 3 rebinds {n}" for n in names], source
-    edited = fx.lesson_notebooks()[0]
-    check = fx.exercise_cell(edited, "affine_combine") + 1
-    edited.cells[check].source = "# check_affine_combine(affine_combine)\nprint('✓')"
-    assert grading.review_notes(edited, grading.find_exercises(edited)) == [
-        "the check cell of affine_combine was edited (`# check_affine_combine(affine_combine)`)"]
-
-
 def test_endless_output_is_capped(tmp_path, monkeypatch):
     """A notebook that prints without end cannot fill the grader's memory: outputs past the
     limit are dropped (and said so), the checks are still read."""
@@ -434,13 +425,16 @@ def test_progress_bar_on_a_terminal(tmp_path, monkeypatch):
         def isatty(self):
             return True
 
+    folder = tmp_path / "submissions"
+    folder.mkdir()
     for name, data in fx.not_notebooks().items():
-        (tmp_path / f"{name}.ipynb").write_bytes(data)
+        (folder / f"{name}.ipynb").write_bytes(data)
     terminal = Terminal()
     monkeypatch.setattr("sys.stderr", terminal)
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
-    grading.grade(tmp_path, progress=True)
+    release = released(tmp_path / "course")
+    grading.grade(folder, release=release, progress=True)
     assert "grading: 100%" in terminal.getvalue() and "4/4" in terminal.getvalue()
     terminal.truncate(0)
-    grading.grade(tmp_path, progress=False)
+    grading.grade(folder, release=release, progress=False)
     assert terminal.getvalue().strip("\0") == ""

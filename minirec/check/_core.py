@@ -31,6 +31,7 @@ This module runs a check and writes its report; the parts it uses are modules of
   :mod:`~minirec.check._axes`, :mod:`~minirec.check._case_split`: the relations the engine
   finds without a suspect; :mod:`~minirec.check._precision`: float32 rounding and a small ε;
 - :mod:`~minirec.check._guards`: checks whose reference carries a stability guard.
+- :mod:`~minirec.check._verdict`: the signed verdict record a grader reads (unarmed, nothing).
 
 Every name tests and lesson checks import from ``minirec.check._core`` is still importable
 from here.
@@ -43,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from minirec.check import _verdict as verdict
 from minirec.check._calls import calls_diagnosis, recording_calls
 from minirec.check._compare import (
     ATOL,
@@ -162,12 +164,33 @@ def _fail(ex: Exercise, case_no: int, case: Case, comparison: Comparison | None,
 def run_check(ex: Exercise, fn: Callable) -> None:
     """Run ``fn`` on every case of ``ex``. Print ``✓ <name>: passed on N cases`` when all agree
     with the reference; otherwise raise :class:`CheckFailed` (or :class:`NotAttempted` for a
-    function that still raises NotImplementedError) for the first failing case."""
+    function that still raises NotImplementedError) for the first failing case.
+
+    Where a grader armed :mod:`~minirec.check._verdict`, the verdict (passed, not attempted,
+    failed, or error for any other exception) is also published as a signed record, before the
+    exception is raised; unarmed, nothing more happens."""
+    try:
+        _check(ex, fn)
+    except NotAttempted:
+        verdict.report(ex.name, "not attempted")
+        raise
+    except CheckFailed:
+        verdict.report(ex.name, "failed")
+        raise
+    except BaseException:
+        verdict.report(ex.name, "error")
+        raise
+    verdict.report(ex.name, "passed")
+
+
+def _check(ex: Exercise, fn: Callable) -> None:
+    """:func:`run_check` without the verdict record; the learner's function runs while
+    :func:`~minirec.check._verdict.watching`."""
     if not callable(fn):
         raise TypeError(f"check_{ex.name} needs your function {ex.name}; got {type(fn).__name__}")
     fn_name = getattr(fn, "__name__", ex.name)
     expected = [ex.outputs(ex.reference(*_copy(case.args)), case) for case in ex.cases]
-    with recording_calls(fn, ex.calls) as wrong_calls:
+    with recording_calls(fn, ex.calls) as wrong_calls, verdict.watching():
         learner, first_fail = _run_cases(ex, fn, fn_name, expected)
     if first_fail is None:
         print(f"✓ {ex.name}: passed on {len(ex.cases)} cases")

@@ -30,7 +30,7 @@ def format_check(label: str, result: NotebookResult) -> str:
     for e in result.exercises:
         status = "not yet attempted" if e.status == NOT_ATTEMPTED else e.status
         lines.append(f"  {_SYMBOL[e.status]} {e.name:<{width}}  {status}")
-        if e.status in (FAILED, ERROR, NOT_RUN) and e.message:
+        if e.status in (FAILED, ERROR, NOT_RUN, MISSING) and e.message:
             lines.append(_indent(e.message))
     if result.status != RAN:
         lines.append(f"  The run stopped: {result.status}: {result.detail}")
@@ -42,7 +42,7 @@ def format_check(label: str, result: NotebookResult) -> str:
         lines.append(f"  Note: ... and {len(result.other_errors) - 5} more cells raised errors")
     counts = {s: sum(e.status == s for e in result.exercises) for s in _SYMBOL}
     parts = [f"{counts[s]} {'not yet attempted' if s == NOT_ATTEMPTED else s}"
-             for s in (PASSED, FAILED, ERROR, NOT_RUN, NOT_ATTEMPTED) if counts[s]]
+             for s in (PASSED, FAILED, ERROR, NOT_RUN, MISSING, NOT_ATTEMPTED) if counts[s]]
     if not result.ok():
         verdict = "not there yet"
     elif counts[PASSED]:
@@ -53,14 +53,44 @@ def format_check(label: str, result: NotebookResult) -> str:
     return "\n".join(lines)
 
 
+_MAX_SHOWN_CELLS = 10
+_MAX_SHOWN_LINES = 15
+
+
+def format_graded(label: str, result: NotebookResult) -> str:
+    """The feedback of a graded submission: :func:`format_check`'s report, then the review
+    flags with their reasons, then the learner's cells that were not run (added or changed
+    outside the exercise cells), each shown."""
+    parts = [format_check(label, result)]
+    if result.review:
+        parts.append("Flagged for the instructor's review:\n" + "\n".join(
+            f"  - {flag}" for flag in result.review))
+    if result.not_run:
+        shown = []
+        for cell_label, source in result.not_run[:_MAX_SHOWN_CELLS]:
+            lines = source.rstrip().split("\n")
+            more = len(lines) - _MAX_SHOWN_LINES
+            body = "\n".join(lines[:_MAX_SHOWN_LINES]) + (f"\n... ({more} more lines)" if more > 0
+                                                         else "")
+            shown.append(f"  {cell_label}:\n{_indent(body, '      ')}")
+        if len(result.not_run) > _MAX_SHOWN_CELLS:
+            shown.append(f"  ... and {len(result.not_run) - _MAX_SHOWN_CELLS} more cells")
+        parts.append("Not run: the grader runs the released notebook with your exercise cells "
+                     "put in, and nothing else of yours. Code an exercise needs belongs in its "
+                     "exercise cell. Your other cells that differ from the released notebook:\n"
+                     + "\n".join(shown))
+    return "\n".join(parts)
+
+
 def write_feedback(report: GradeReport, folder) -> list[Path]:
     """One text file per submission, ``<submission>.txt``: the report ``minirec check`` prints
-    (each exercise's status, the check's table and diagnosis), to hand back to the learner."""
+    (each exercise's status, the check's table and diagnosis), the review flags and the cells
+    not run (:func:`format_graded`), to hand back to the learner."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for sub, result in report.rows:
         path = folder / (sub.name.replace(os.sep, "_") + ".txt")
-        path.write_text(format_check(sub.name, result) + "\n", encoding="utf-8")
+        path.write_text(format_graded(sub.name, result) + "\n", encoding="utf-8")
         written.append(path)
     return written

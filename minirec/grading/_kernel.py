@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import subprocess
 import time
 from collections.abc import Iterable
@@ -20,6 +21,14 @@ from minirec.notebooks import current_env_kernel_manager
 from ._statuses import GRADER_ERROR, KERNEL_DIED, TIMED_OUT
 
 MAX_OUTPUT_CHARS = 5_000_000  # outputs kept per run; an endless print cannot fill our memory
+# A cell's error is always kept (it may be a check's verdict), cut to a message and a traceback
+# of bounded size; a second error in one cell is dropped.
+MAX_ERROR_VALUE_CHARS = 20_000
+MAX_TRACEBACK_LINES = 30
+MAX_TRACEBACK_LINE_CHARS = 2_000
+# The checks' verdict records (:mod:`minirec.check._verdict`) have a budget of their own, so that
+# a notebook's earlier prints cannot push them out.
+MAX_RECORD_CHARS = 1_000_000
 
 
 @dataclass
@@ -42,35 +51,83 @@ def _client_class():
     from nbclient import NotebookClient
 
     class GradingClient(NotebookClient):
-        """nbclient with a cap on kept outputs and the index of the running cell."""
+        """nbclient with a cap on kept outputs, the index of the running cell and, where
+        given, the kernel's connection file in a chosen place."""
 
         current_cell: int | None = None
         output_chars = 0
+        record_chars = 0
         truncated = False
+        connection_path: str | None = None
+
+        def create_kernel_manager(self):
+            km = super().create_kernel_manager()
+            if self.connection_path:
+                km.connection_file = self.connection_path
+            return km
+
+        def _update_display_id(self, display_id, msg):  # counted like a new output
+            if not self._count(msg.get("content", {})):
+                return None
+            return super()._update_display_id(display_id, msg)
+
+        def handle_comm_msg(self, outs, msg, cell_index):
+            return None  # widgets' state is not kept (its size is the kernel's choice)
+
+        def _count(self, content: dict) -> bool:
+            """Count an output against the cap; False when it is over the cap (dropped)."""
+            size = sum(len(str(content.get(k, ""))) for k in ("text", "data", "metadata"))
+            if _is_record(content) and self.record_chars + size <= MAX_RECORD_CHARS:
+                self.record_chars += size
+                return True
+            self.output_chars += size
+            if self.output_chars > MAX_OUTPUT_CHARS:
+                self.truncated = True
+                return False
+            return True
 
         def output(self, outs, msg, display_id, cell_index):
             content = msg.get("content", {})
-            if msg["msg_type"] == "error":
-                content["traceback"] = content.get("traceback", [])[-30:]
-                content["evalue"] = str(content.get("evalue", ""))[:20_000]
-            else:
-                size = len(str(content.get("text", ""))) + len(str(content.get("data", "")))
-                self.output_chars += size
-                if self.output_chars > MAX_OUTPUT_CHARS:
+            if msg["msg_type"] == "error":  # one per cell (a kernel may send more)
+                if any(o.get("output_type") == "error" for o in outs):
                     self.truncated = True
                     return None
+                _cap_error(content)
+                return super().output(outs, msg, display_id, cell_index)
+            if not self._count(content):
+                return None
             return super().output(outs, msg, display_id, cell_index)
 
     return GradingClient
 
 
+def _cap_error(content: dict) -> None:
+    """An error output cut to bounded size (its name, message and the traceback's last lines,
+    each line cut): the frames that say where it happened are kept."""
+    content["ename"] = str(content.get("ename", ""))[:200]
+    content["evalue"] = str(content.get("evalue", ""))[:MAX_ERROR_VALUE_CHARS]
+    lines = [str(line) for line in content.get("traceback", [])[-MAX_TRACEBACK_LINES:]]
+    content["traceback"] = [line[:MAX_TRACEBACK_LINE_CHARS] for line in lines]
+
+
+def _is_record(content: dict) -> bool:
+    from minirec.check._verdict import MIME
+
+    data = content.get("data")
+    return isinstance(data, dict) and MIME in data
+
+
 def run_notebook(nb, *, cwd, time_limit: float, kernel_prefix: Iterable[str] = (),
-                 env: dict | None = None, stderr_path=None) -> RunOutcome:
+                 env: dict | None = None, stderr_path=None,
+                 connection_file=None) -> RunOutcome:
     """Run a copy of ``nb`` in a fresh kernel, every cell even after errors, within
-    ``time_limit`` seconds for the whole notebook; never raises for what the notebook does."""
+    ``time_limit`` seconds for the whole notebook; never raises for what the notebook does.
+    ``connection_file``: where the kernel's connection file is written (default: Jupyter's
+    runtime folder)."""
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     nb = copy.deepcopy(nb)
+    env = dict(os.environ) if env is None else env
     for cell in nb.cells:  # what was saved in the file counts for nothing
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
@@ -97,6 +154,7 @@ def run_notebook(nb, *, cwd, time_limit: float, kernel_prefix: Iterable[str] = (
             raise _OutOfTime
 
     client.on_cell_start = on_cell_start
+    client.connection_path = str(connection_file) if connection_file else None
     stopped = None
     start = time.perf_counter()
     log = open(stderr_path, "wb") if stderr_path else subprocess.DEVNULL  # noqa: SIM115

@@ -17,9 +17,10 @@ from ._submissions import Submission
 
 @dataclass
 class GradeReport:
-    """Every submission's row in grading order, the exercise columns, whether the kernels were
-    sandboxed (and if not, why), the entries ignored, the wall time, and what changed while
-    grading: submissions on disk, and minirec's files not by a kernel."""
+    """Every submission's row in grading order, the exercise columns (the released notebook's),
+    whether the kernels were sandboxed (and if not, why), the entries ignored, the wall time,
+    what changed while grading (submissions on disk, and minirec's files not by a kernel) and
+    the released notebook graded against."""
 
     exercises: list[str]
     rows: list[tuple[Submission, NotebookResult]]
@@ -29,28 +30,44 @@ class GradeReport:
     seconds: float
     changed_on_disk: list[str] = field(default_factory=list)
     changed_outside: list[str] = field(default_factory=list)  # minirec files, not by a kernel
+    release: str = ""  # the released exercise notebook graded against
 
     def score(self, result: NotebookResult) -> int:
         return 0 if result.status == TAMPERED else result.passed
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A CSV cell a spreadsheet shows as text: a string starting with = + - @, a tab or a
+    carriage return (a formula, e.g. a submission named ``=HYPERLINK(...).ipynb``) gets a
+    leading ``'``, as OWASP's "CSV injection" advises; other values are unchanged."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def write_csv(report: GradeReport, out) -> None:
-    """One row per submission: submission, status, score, out_of, the exercises, seconds,
-    note. Written to a temporary file and moved into place."""
+    """One row per submission: submission, status, score, out_of, the exercises (the released
+    notebook's, for every row), seconds, review (the flags, ``; `` between them) and note.
+    Every text cell is :func:`spreadsheet_safe`. Written to a temporary file and moved into
+    place."""
     out = Path(out)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["submission", "status", "score", "out_of", *report.exercises, "seconds",
-                     "note"])
+                     "review", "note"])
     for sub, result in report.rows:
         by_name = {e.name: e.status for e in result.exercises}
         cells = [by_name.get(name, MISSING if result.exercises else "") for name in
                  report.exercises]
         note = result.detail or _first_problem(result)
-        if result.review:
-            note = "; ".join([n for n in [note, "review: " + "; ".join(result.review)] if n])
-        writer.writerow([sub.name, result.status, report.score(result), len(report.exercises),
-                         *cells, f"{result.seconds:.1f}", note.replace("\n", " ")[:500]])
+        review = "; ".join(result.review)
+        row = [sub.name, result.status, report.score(result), len(report.exercises), *cells,
+               f"{result.seconds:.1f}", review.replace("\n", " ")[:1000],
+               note.replace("\n", " ")[:500]]
+        writer.writerow([spreadsheet_safe(v) for v in row])
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     temporary.write_text(buffer.getvalue(), encoding="utf-8")
@@ -72,6 +89,8 @@ def format_summary(report: GradeReport) -> str:
             report.sandboxed else f"NO sandbox ({report.sandbox_note}): minirec's files "
             "checked and restored after each run")
     lines = [f"Graded {n} submission{'s' * (n != 1)} in {report.seconds:.0f} s ({mode})."]
+    if report.release:
+        lines.append(f"Against the released notebook {report.release}.")
     statuses: dict[str, list[str]] = {}
     for sub, result in report.rows:
         statuses.setdefault(result.status, []).append(sub.name)
@@ -90,8 +109,8 @@ def format_summary(report: GradeReport) -> str:
         lines.append(f"Mean score {sum(scores) / max(n, 1):.2f} out of {len(report.exercises)}.")
     flagged = [sub.name for sub, result in report.rows if result.review]
     if flagged:
-        lines.append("Review (a check cell edited or a check_... name rebound, see the note "
-                     "column): " + ", ".join(flagged))
+        lines.append("Review (the machinery reached into, tagged cells ignored or verdicts "
+                     "forged: see the review column): " + ", ".join(flagged))
     for name in report.changed_on_disk:
         lines.append(f"Warning: {name} changed on disk during grading; the copy read before "
                      "any run was graded.")

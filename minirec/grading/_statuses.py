@@ -14,9 +14,12 @@ MISSING = "missing"
 #: Submission statuses (the ``status`` column of the grades).
 RAN = "ran"
 TIMED_OUT = "timed out"
+OUT_OF_MEMORY = "out of memory"  # over the memory limit (--memory)
 KERNEL_DIED = "kernel died"
 NOT_A_NOTEBOOK = "not a notebook"
 NO_EXERCISES = "no exercises"
 TOO_LARGE = "too large"
 TAMPERED = "tampered"
+WRONG_LESSON = "wrong lesson"  # the submission is a notebook of another lesson
+NAME_COLLISION = "name collision"  # alice/ and alice.ipynb: one row, not run
 GRADER_ERROR = "grader error"

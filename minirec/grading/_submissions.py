@@ -2,7 +2,8 @@
 
 A submission is a ``*.ipynb`` file directly in the folder (named by its file name) or a
 sub-folder holding exactly one ``*.ipynb`` at any depth (named by the folder;
-``.ipynb_checkpoints`` are ignored); other entries are ignored and listed.
+``.ipynb_checkpoints`` are ignored); other entries are ignored and listed. A folder and a
+file of the same name (``alice/`` and ``alice.ipynb``) are one row, ``name collision``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._statuses import NOT_A_NOTEBOOK, TOO_LARGE
+from ._statuses import NAME_COLLISION, NOT_A_NOTEBOOK, TOO_LARGE
 
 MAX_NOTEBOOK_BYTES = 50_000_000
 
@@ -69,4 +70,21 @@ def collect_submissions(folder, *, max_bytes: int = MAX_NOTEBOOK_BYTES,
                 except OSError as exc:
                     sub.problem = f"cannot read it: {exc.strerror}"
         submissions.append(sub)
-    return submissions, ignored
+    return _one_row_per_name(folder, submissions), ignored
+
+
+def _one_row_per_name(folder: Path, submissions: list[Submission]) -> list[Submission]:
+    """A folder ``alice/`` beside ``alice.ipynb`` is one learner twice: one row saying so
+    (``name collision``), neither run."""
+    by_name: dict[str, list[Submission]] = {}
+    for sub in submissions:
+        by_name.setdefault(sub.name.removesuffix(".ipynb"), []).append(sub)
+    rows = []
+    for name, subs in by_name.items():
+        if len(subs) == 1:
+            rows.append(subs[0])
+            continue
+        both = " and ".join(s.name + ("/" if s.name == name else "") for s in subs)
+        rows.append(Submission(name, folder / name, problem=f"both {both} were submitted: "
+                               "keep one", problem_status=NAME_COLLISION))
+    return rows

@@ -4,7 +4,8 @@ run a learner's exercise notebooks; grade a folder of submissions.
     minirec build [--no-execute] [--no-book] [--check] [--timeout S] [LESSON ...]
     minirec book
     minirec check [--timeout S] NOTEBOOK ...
-    minirec grade SUBMISSIONS_DIR --out grades.csv [--timeout S] [--sandbox auto|on|off]
+    minirec grade SUBMISSIONS_DIR --out grades.csv [--release NOTEBOOK] [--timeout S]
+                  [--sandbox auto|on|off] [--memory BYTES] [--hide PATH ...]
                   [--feedback DIR] [--max-bytes N] [--no-progress]
 
 ``check`` and ``grade`` only parse and print here; the engine is :mod:`minirec.grading`.
@@ -49,8 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--check",
         action="store_true",
-        help="also run each blank exercise notebook and fail unless exactly its check cells "
-        "raise NotAttempted",
+        help="also check each blank exercise notebook: run its exercise and check cells (and "
+        "the cells they use) and fail unless exactly its check cells raise NotAttempted, and "
+        "fail if a cell not run uses a name an exercise defines",
     )
     build.add_argument(
         "--timeout",
@@ -89,7 +91,7 @@ def _add_check(commands) -> None:
 
 
 def _add_grade(commands) -> None:
-    from minirec.grading import GRADE_TIMEOUT_S, MAX_NOTEBOOK_BYTES
+    from minirec.grading import DEFAULT_MEMORY_BYTES, GRADE_TIMEOUT_S, MAX_NOTEBOOK_BYTES
 
     grade = commands.add_parser(
         "grade",
@@ -102,11 +104,25 @@ def _add_grade(commands) -> None:
     )
     grade.add_argument("submissions", metavar="SUBMISSIONS_DIR", help="the collected notebooks")
     grade.add_argument("--out", required=True, metavar="CSV", help="the grades file to write")
+    grade.add_argument("--release", metavar="NOTEBOOK",
+                       help="the released exercise notebook (exercises/NN_slug.ipynb, as "
+                       "`minirec build` wrote it) that every submission is graded against: "
+                       "the grader runs it with each learner's exercise cells put in, and its "
+                       "exercises are the columns (default: the lesson the submissions' "
+                       "metadata names, from exercises/ of this repository)")
     grade.add_argument("--timeout", type=float, default=GRADE_TIMEOUT_S, metavar="S",
                        help=f"time limit per submission, in seconds (default {GRADE_TIMEOUT_S})")
     grade.add_argument("--sandbox", choices=["auto", "on", "off"], default="auto",
                        help="run kernels in a read-only sandbox (Linux user namespaces): auto "
                        "= where it works (default), on = refuse to grade without it, off")
+    grade.add_argument("--memory", default=f"{DEFAULT_MEMORY_BYTES // 2**30}G", metavar="BYTES",
+                       help="memory limit per submission, e.g. 4G or 512M, or none; a "
+                       "submission over it is 'out of memory' (default "
+                       f"{DEFAULT_MEMORY_BYTES // 2**30}G)")
+    grade.add_argument("--hide", action="append", default=[], metavar="PATH",
+                       help="a file or folder the sandboxed kernels must not see (the "
+                       "submissions, the grades, the feedback, the repository's lessons/ and "
+                       "solutions/ are hidden anyway); may be repeated")
     grade.add_argument("--max-bytes", type=int, default=MAX_NOTEBOOK_BYTES, metavar="N",
                        help=f"larger notebooks are not run (default {MAX_NOTEBOOK_BYTES})")
     grade.add_argument("--feedback", metavar="DIR",
@@ -141,11 +157,18 @@ def _run_grade(args) -> int:
     if args.timeout <= 0:
         print("minirec grade: --timeout must be a positive number of seconds", file=sys.stderr)
         return 2
+    try:
+        memory = grading.parse_bytes(args.memory)
+    except ValueError as exc:
+        print(f"minirec grade: --memory: {exc}", file=sys.stderr)
+        return 2
     exclude = [out] + ([Path(args.feedback)] if args.feedback else [])
     try:
-        report = grading.grade(folder, time_limit=args.timeout, sandbox=args.sandbox,
+        report = grading.grade(folder, release=args.release, time_limit=args.timeout,
+                               sandbox=args.sandbox,
                                max_bytes=args.max_bytes, exclude=exclude,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, memory=memory,
+                               hide=[Path(p) for p in args.hide])
     except RuntimeError as exc:
         print(f"minirec grade: {exc}", file=sys.stderr)
         return 2

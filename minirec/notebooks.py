@@ -51,6 +51,8 @@ __all__ = [
     "execute",
     "timeout_advice",
     "check_exercise",
+    "blank_run_cells",
+    "blank_isolation_problems",
     "build",
     "stale",
     "sync_book",
@@ -67,7 +69,7 @@ __all__ = [
 NBFORMAT_MINOR = 5
 DEFAULT_HINT = "replace this line with your code"
 EXECUTION_ENV = {"TQDM_DISABLE": "1"}
-LESSON_BUDGET_S = 60.0  # LESSON_SHAPE.md: a whole lesson runs in under a minute on 2 CPU cores
+LESSON_BUDGET_S = 60.0  # CONTRIBUTING.md: a whole lesson runs in under a minute on 2 CPU cores
 LESSON_LIMIT_S = 90.0  # over this a build fails where CI is set (a warning above the budget)
 CELL_TIMEOUT_S = 300  # per cell; `minirec build --timeout S` changes it
 TIMES_FILE = "lesson_times.json"  # in book/; gitignored (see book/.gitignore)
@@ -474,24 +476,193 @@ def _normalise_after_execution(nb) -> None:
             output.pop("transient", None)
 
 
-def check_exercise(nb, *, cwd, timeout: int = CELL_TIMEOUT_S) -> list[str]:
+# --------------------------------------------------------------------------------------------
+# The blank exercise notebook: what runs, and what is proved without running it
+# --------------------------------------------------------------------------------------------
+#
+# The solution notebook is executed (by `minirec build`, and by strict nbval in the tests). Its
+# blank exercise notebook differs only in the exercise cells (solutions replaced by a stub that
+# raises) and in the cells tagged solution-only (left out). So a cell other than an exercise or
+# a check cell runs in the blank notebook exactly as in the solution notebook, provided it uses
+# no name that an exercise, check or solution-only cell defines: blank_isolation_problems
+# proves that from the sources. What remains to be run is small: the exercise cells, their
+# check cells and the cells that define what those use (blank_run_cells); check_exercise runs
+# only them, so the blank notebook's training runs are not executed a second time.
+
+
+class _CellNames:
+    """The names a code cell binds and uses at module level, read from its source (after
+    IPython's magics are turned into Python) by the compiler's symbol tables.
+
+    ``binds``: assigned, defined or imported at module level (and ``global`` names assigned in
+    its functions); ``uses``: read at module level (decorators and default values included);
+    ``uses_later``: read as globals inside its functions and classes, when they are called;
+    ``star``: the cell has a ``from ... import *`` (it may bind any name); ``unread``: the
+    code of a magic that could not be read as Python (``%time f(x)`` is read as ``f(x)``).
+    """
+
+    def __init__(self, source: str):
+        import symtable
+
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        python = TransformerManager().transform_cell(source)
+        magics, self.unread = _magic_code(python)
+        table = symtable.symtable("\n".join([python, *magics]), "<cell>", "exec")
+        self.binds: set[str] = set()
+        self.uses: set[str] = set()
+        self.uses_later: set[str] = set()
+        self.star = "import *" in python
+        for symbol in table.get_symbols():
+            if symbol.is_assigned() or symbol.is_imported():
+                self.binds.add(symbol.get_name())
+            if symbol.is_referenced():
+                self.uses.add(symbol.get_name())
+        pending = list(table.get_children())
+        while pending:
+            scope = pending.pop()
+            pending.extend(scope.get_children())
+            for symbol in scope.get_symbols():
+                if symbol.is_global() and symbol.is_referenced():
+                    self.uses_later.add(symbol.get_name())
+                if symbol.is_declared_global() and symbol.is_assigned():
+                    self.binds.add(symbol.get_name())
+
+    @property
+    def all_uses(self) -> set[str]:
+        return self.uses | self.uses_later
+
+
+def _magic_code(python: str) -> tuple[list[str], list[str]]:
+    """The code that the magics of a transformed cell run (``get_ipython().run_line_magic("time",
+    "f(x)")``: ``f(x)``), as Python; a line magic's leading options (``-n 3``) are dropped. Also
+    the magics' code that reads as no Python at all."""
+    import ast
+
+    readable, unread = [], []
+    for node in ast.walk(ast.parse(python)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("run_line_magic", "run_cell_magic") and node.args
+                and isinstance(node.args[-1], ast.Constant)):
+            continue
+        words = str(node.args[-1].value).split(" ")
+        for start in range(len(words)):
+            code = " ".join(words[start:])
+            try:
+                ast.parse(code)
+            except SyntaxError:
+                continue
+            readable.append(code)
+            break
+        else:
+            unread.append(str(node.args[-1].value))
+    return readable, unread
+
+
+def _code_cells(nb) -> dict[int, _CellNames]:
+    return {i: _CellNames(c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code"}
+
+
+def _tags(cell) -> list[str]:
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def _last_binder(names: dict[int, _CellNames], name: str, before: int) -> int | None:
+    """The last code cell above cell ``before`` that binds ``name`` (or star-imports)."""
+    for index in sorted((i for i in names if i < before), reverse=True):
+        if name in names[index].binds or names[index].star:
+            return index
+    return None
+
+
+def blank_run_cells(nb) -> list[int]:
+    """The cells of a blank exercise notebook that :func:`check_exercise` runs, in order: every
+    exercise and check cell, and, above each, the last cell that binds a name it uses (at module
+    level or inside its functions), and so on for those cells."""
+    names = _code_cells(nb)
+    needed = {i for i in names if {EXERCISE_TAG, CHECK_TAG} & set(_tags(nb.cells[i]))}
+    pending = sorted(needed)
+    while pending:
+        index = pending.pop()
+        for name in names[index].all_uses:
+            binder = _last_binder(names, name, index)
+            if binder is not None and binder not in needed:
+                needed.add(binder)
+                pending.append(binder)
+    return sorted(needed)
+
+
+def blank_isolation_problems(solution) -> list[str]:
+    """Where the cells of the blank exercise notebook that :func:`check_exercise` does not run
+    could behave otherwise than in the solution notebook: one line per cell that uses a name an
+    exercise, check or solution-only cell of ``solution`` defines; [] if none.
+
+    In the blank notebook an exercise's function is the stub, a check cell stops at its error and
+    a solution-only cell is absent, so only exercise and check cells (which run there) and
+    solution-only cells (which do not exist there) may use what those cells define. A name read
+    at module level is looked up in the last cell above that binds it; a name read inside a
+    function, in any cell of the notebook that binds it (the function may be called later).
+    """
+    names = _code_cells(solution)
+
+    def kind(index: int) -> str | None:
+        tags = set(_tags(solution.cells[index]))
+        for tag, what in ((EXERCISE_TAG, "the exercise"), (CHECK_TAG, "the check"),
+                          (SOLUTION_ONLY_TAG, "the solution-only")):
+            if tag in tags:
+                return what
+        return None
+
+    problems = []
+    for index, cell in names.items():
+        if kind(index) is not None:
+            continue
+        found = {}
+        for name in cell.uses:
+            binder = _last_binder(names, name, index)
+            if binder is not None and kind(binder) is not None:
+                found[name] = binder
+        for name in cell.uses_later - set(found):
+            binder = next((i for i in names if name in names[i].binds and kind(i)), None)
+            if binder is not None:
+                found[name] = binder
+        first = solution.cells[index].source.strip().split("\n")[0][:60]
+        problems += [f"cell {index} ({first!r}) runs a magic whose code does not read as Python: "
+                     f"{code!r}" for code in cell.unread]
+        for name, binder in sorted(found.items()):
+            problems.append(
+                f"cell {index} ({first!r}) uses `{name}`, which {kind(binder)} cell {binder} "
+                "defines: in the blank exercise notebook it would be missing or the learner's "
+                "(use minirec's own, or a name of its own)"
+            )
+    return problems
+
+
+def check_exercise(nb, *, cwd, timeout: int = CELL_TIMEOUT_S, whole: bool = False) -> list[str]:
     """Run a blank exercise notebook and return how it breaks the exercise contract.
 
     The contract: every cell tagged ``check`` raises ``NotAttempted`` (the learner has not
     written anything yet) and no other cell raises anything (except cells tagged
-    ``raises-exception``, which raise by design). An empty list means it holds. A cell that
-    runs past ``timeout`` ends the run; the one problem returned then names that cell and
-    what to try.
+    ``raises-exception``, which raise by design). An empty list means it holds for the cells
+    run: those of :func:`blank_run_cells` (the exercise and check cells and what they use),
+    or every cell with ``whole=True``. The other cells are covered by
+    :func:`blank_isolation_problems` on the solution notebook, which the solution's own run
+    then vouches for. A cell that runs past ``timeout`` ends the run; the one problem returned
+    then names that cell and what to try.
     """
     from nbclient.exceptions import CellTimeoutError
 
+    run = list(range(len(nb.cells))) if whole else blank_run_cells(nb)
+    subset = copy.deepcopy(nb)
+    subset.cells = [subset.cells[i] for i in run]
     try:
-        ran = execute(nb, timeout, cwd=cwd, allow_errors=True)
+        ran = execute(subset, timeout, cwd=cwd, allow_errors=True)
     except CellTimeoutError as exc:
-        return [timeout_advice(nb, getattr(exc, "cell_index", None), timeout)]
+        index = getattr(exc, "cell_index", None)
+        return [timeout_advice(nb, None if index is None else run[index], timeout)]
     problems = []
     checks = 0
-    for index, cell in enumerate(ran.cells):
+    for index, cell in zip(run, ran.cells, strict=True):
         if cell.cell_type != "code":
             continue
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
@@ -601,8 +772,10 @@ def build(
     removes generated notebooks whose lesson is gone. ``execute=False`` writes solution
     notebooks without outputs (quick, but not for committing). ``book`` copies the solution
     notebooks into ``book/lessons/`` (it does not run jupyter-book: see :func:`build_book`).
-    ``check`` also runs each blank exercise notebook and raises :class:`LessonError` unless the
-    check cells, and only they, raise ``NotAttempted``.
+    ``check`` also checks each blank exercise notebook and raises :class:`LessonError` unless
+    its cells that the exercises do not need use nothing the exercises define
+    (:func:`blank_isolation_problems`) and, run, its check cells and only they raise
+    ``NotAttempted`` (:func:`check_exercise`).
 
     ``timeout`` is the limit per cell, in seconds: a cell that runs longer stops the build with
     a :class:`LessonError` that names the lesson's line, the cell and what to try.
@@ -641,7 +814,8 @@ def build(
         ]
         log(f"{rel}: {note}; " + (f"wrote {', '.join(wrote)}" if wrote else "notebooks unchanged"))
         if check:
-            problems = check_exercise(exercise, cwd=root / "exercises", timeout=timeout)
+            problems = blank_isolation_problems(solution) or check_exercise(
+                exercise, cwd=root / "exercises", timeout=timeout)
             if problems:
                 raise LessonError(
                     rel,

@@ -22,6 +22,8 @@ from minirec import cli, notebooks
 from minirec.notebooks import (
     BookBuildError,
     LessonError,
+    blank_isolation_problems,
+    blank_run_cells,
     build,
     build_book,
     check_exercise,
@@ -190,9 +192,15 @@ def test_solution_notebook_is_executed_with_outputs(case):
 
 
 def test_blank_exercise_fails_exactly_at_its_check_cells(case):
-    """Run as shipped: each check cell raises NotAttempted; no other cell raises anything."""
+    """Run as shipped, its exercise and check cells and the cells they use: each check cell
+    raises NotAttempted; no other cell raises anything. (The other cells run in the solution
+    notebook, which strict nbval executes; the next test shows they behave the same here.)"""
     nb = case.read(case.exercise)
     assert check_exercise(nb, cwd=case.exercise.parent) == []
+
+
+def test_cells_the_blank_run_skips_use_nothing_an_exercise_defines(case):
+    assert blank_isolation_problems(case.read(case.solution)) == []
 
 
 def test_no_cell_marker_inside_markdown(case):
@@ -214,9 +222,10 @@ def test_a_glued_cell_marker_stays_in_the_markdown():
 
 @pytest.mark.parametrize("stem, index, name", EXERCISES, ids=[f"{s}-{n}" for s, _, n in EXERCISES])
 def test_no_answer_is_readable_above_its_exercise(stem, index, name):
-    """LESSON_SHAPE.md item 5: nothing above an exercise - no cell's source as the exercise
-    notebook shows it, no output of the solution notebook (what `show(...)` printed) - contains a
-    line of its solution, compared as tests/_leaks.py says (thresholds documented there)."""
+    """CONTRIBUTING.md, the arc of a lesson, item 5: nothing above an exercise - no cell's
+    source as the exercise notebook shows it, no output of the solution notebook (what
+    `show(...)` printed) - contains a line of its solution, compared as tests/_leaks.py says
+    (thresholds documented there)."""
     case = Case(ROOT, stem)
     solution, exercise = case.read(case.solution), case.read(case.exercise)
     inside, outside = _regions(case.lesson.read_text(encoding="utf-8"))[index]
@@ -227,7 +236,8 @@ def test_no_answer_is_readable_above_its_exercise(stem, index, name):
     assert not leaks, f"the answer to `{name}` can be read above it in {stem}:\n" + "\n".join(
         f"  {leak.where}: {leak.seen!r}\n    reads like the solution's {leak.solution_line!r}"
         for leak in leaks
-    ) + "\nshow the package's version after the exercise's check cell (LESSON_SHAPE.md item 5)"
+    ) + ("\nshow the package's version after the exercise's check cell (CONTRIBUTING.md, the arc "
+          "of a lesson, item 5)")
 
 
 # The exercises whose answer a `show(...)` cell printed above them before issue 11 (its item 1), as
@@ -297,7 +307,7 @@ def test_leaks_are_found_through_formatting_subscripts_and_targets_not_in_the_st
 def test_real_lesson_has_at_least_three_exercises(lesson):
     cells = jupytext.read(lesson).cells
     exercises = [c for c in cells if "exercise" in c.metadata.get("tags", [])]
-    assert len(exercises) >= 3, "LESSON_SHAPE.md: at least three exercises per lesson"
+    assert len(exercises) >= 3, "CONTRIBUTING.md, the arc of a lesson: at least three exercises"
 
 
 # --------------------------------------------------------------------------------------------
@@ -422,6 +432,110 @@ def test_line_numbers_count_the_jupytext_header():
     )
     with pytest.raises(LessonError, match=rf"^00_demo\.py:{begin}: "):
         split_lesson(text, path="00_demo.py")
+
+
+# --------------------------------------------------------------------------------------------
+# The blank exercise notebook: which cells run, and what the cells not run may use
+# --------------------------------------------------------------------------------------------
+
+BLANK_LESSON = '''# %%
+import numpy as np
+from minirec.check import NotAttempted
+
+# %%
+data = np.arange(3.0)
+
+# %%
+{before}
+
+# %% tags=["exercise"]
+def double(x):
+    x = unit * x
+    # BEGIN SOLUTION
+    return scale * x
+    # END SOLUTION
+
+
+# %% tags=["check"]
+{check}
+try:
+    double(data)
+except NotImplementedError:
+    raise NotAttempted("double") from None
+
+# %% tags=["solution-only"]
+agree = double(data)
+
+# %%
+{after}
+'''
+
+
+def _blank(before="scale, unit = 2.0, 1.0", check="", after="print(data)"):
+    return split_lesson(BLANK_LESSON.format(before=before, check=check, after=after))
+
+
+def test_the_blank_run_takes_the_exercises_their_checks_and_what_they_use():
+    # the check uses data (cell 1, which uses np: cell 0) and the blank's body `unit` (cell 2);
+    # the cell after it is not run (the solution-only cell is not in the exercise notebook)
+    _, exercise = _blank(after="slow = sum(range(10**6))")
+    assert blank_run_cells(exercise) == [0, 1, 2, 3, 4]
+    # `scale` is in the solution's lines only: a cell 2 that binds only it is not needed
+    _, exercise = _blank(before="scale = 2.0")
+    assert blank_run_cells(exercise) == [0, 1, 3, 4]
+    # the last cell above that binds a name is the one that counts
+    _, exercise = _blank(before="scale, unit = 2.0, 1.0\ndata = np.ones(3)")
+    assert blank_run_cells(exercise) == [0, 2, 3, 4]
+
+
+@pytest.mark.parametrize("before, check, after, name, binder", [
+    ("scale = 2.0", "", "print(double(data))", "double", "the exercise cell 3"),
+    ("scale = 2.0", "", "def twice(x):\n    return double(double(x))", "double",
+     "the exercise cell 3"),
+    ("def go():\n    return double(data)\nscale = 2.0", "", "go()", "double", "the exercise cell 3"),
+    ("scale = 2.0", "expected = 2 * data", "print(expected)", "expected", "the check cell 4"),
+    ("scale = 2.0", "", "print(agree)", "agree", "the solution-only cell 5"),
+], ids=["a later call", "inside a later function", "inside an earlier function",
+        "a check's variable", "a solution-only variable"])
+def test_a_cell_the_blank_run_skips_may_not_use_what_an_exercise_defines(
+        before, check, after, name, binder):
+    solution, _ = _blank(before, check, after)
+    problems = blank_isolation_problems(solution)
+    assert len(problems) == 1 and f"uses `{name}`, which {binder} defines" in problems[0], problems
+
+
+def test_a_name_bound_again_after_the_exercise_is_the_new_one():
+    after = "from numpy import square as double\n\n# %%\nprint(double(data))"
+    solution, _ = _blank(after=after)
+    assert blank_isolation_problems(solution) == []
+    assert blank_isolation_problems(_blank()[0]) == []
+
+
+@pytest.mark.parametrize("magic", ["%time print(double(data))", "%timeit -n 3 double(data)",
+                                   "%%time\ny = double(data)"])
+def test_the_code_of_magics_is_read_as_python(magic):
+    solution, _ = _blank(after=magic)
+    problems = blank_isolation_problems(solution)
+    assert len(problems) == 1 and "uses `double`" in problems[0], problems
+
+
+def test_build_check_reads_then_runs_the_blank_exercise(tmp_path):
+    root = _make_repo(tmp_path / "repo")
+    logged = []
+    build(root=root, execute=False, book=False, check=True, log=logged.append)
+    assert logged[-1] == ("lessons/00_demo.py: exercise notebook fails exactly at its check cells "
+                          "(NotAttempted)")
+    lesson = root / "lessons" / "00_demo.py"
+    lesson.write_text(lesson.read_text(encoding="utf-8") + "\n# %%\nrunning_average(x, 0.1)\n")
+    with pytest.raises(LessonError, match=r"breaks the contract:\n  cell \d+ \('running_average\(x, "
+                       r"0.1\)'\) uses `running_average`, which the exercise cell \d+ defines"):
+        build(root=root, execute=False, book=False, check=True, log=_quiet)
+
+
+def test_a_magic_that_reads_as_no_python_is_reported():
+    problems = blank_isolation_problems(_blank(after="%sx echo )(")[0])
+    assert problems == ["cell 6 ('%sx echo )(') runs a magic whose code does not read as Python: "
+                        "'echo )('"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -551,7 +665,9 @@ def test_a_cell_past_the_timeout_names_the_lesson_the_cell_and_what_to_try(
     assert "`minirec build 01_slow --timeout 600`" in message
     assert "`python benchmarks/lesson_times.py 01_slow --cells`" in message
     _, exercise = split_lesson(SLOW_LESSON, path="lessons/01_slow.py")
-    problems = check_exercise(exercise, cwd=root / "lessons", timeout=1)
+    # the blank run needs only the exercise and its check: the slow cell is not run
+    assert check_exercise(exercise, cwd=root / "lessons", timeout=1) == []
+    problems = check_exercise(exercise, cwd=root / "lessons", timeout=1, whole=True)
     assert len(problems) == 1 and problems[0].startswith(
         "cell 2 ('import time') of exercises/01_slow.ipynb ran past the per-cell time limit of 1 s")
     assert "`minirec build 01_slow --check --timeout 600`" in problems[0]
@@ -607,3 +723,49 @@ def test_book_build_fails_on_a_warning(demo_root, tmp_path):
         f.write("\nA reference to {doc}`no-such-page`.\n")
     with pytest.raises(BookBuildError, match="warnings count as errors"):
         build_book(book_dir=book, quiet=True)
+
+
+# --------------------------------------------------------------------------------------------
+# CI's time summary (.ci/times.py)
+# --------------------------------------------------------------------------------------------
+
+
+def _ci_times():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ci_times", ROOT / ".ci" / "times.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+JUNIT = """<testsuites><testsuite>
+<testcase classname="solutions.01_cells.ipynb" name="Cell 0" time="3.0"/>
+<testcase classname="solutions.01_cells.ipynb" name="Cell 1" time="95.5"/>
+<testcase classname="solutions.03_scans.ipynb" name="Cell 0" time="4.0"/>
+<testcase classname="tests.test_pipeline" name="test_generated[01_cells]" time="1.0"/>
+<testcase classname="tests.test_pipeline" name="test_no_answer[03_scans-affine_combine]" time="0.5"/>
+<testcase classname="tests.test_pipeline" name="test_generated[fixture:00_demo]" time="9.0"/>
+<testcase classname="tests.test_site" name="test_site" time="20.0"/>
+</testsuite></testsuites>"""
+
+
+def test_ci_time_summary_per_phase_per_lesson_and_projected():
+    times = _ci_times()
+    phases = times.read_phases("0\tcreate .venv\n10\tinstall minirec\n130\tchromium\n"
+                               "140\trun every test\n740\tbuild the website\n800\tend\n")
+    assert phases == [("create .venv", 10), ("install minirec", 120), ("chromium", 10),
+                      ("run every test", 600), ("build the website", 60)]
+    costs = times.lesson_costs(times.read_cases(JUNIT))
+    assert costs == {"01_cells": {"nbval": 98.5, "pipeline": 1.0},
+                     "03_scans": {"nbval": 4.0, "pipeline": 0.5}}
+    # install phases as measured (140 s), the other 660 s scaled by 15/2
+    assert times.projection(phases, 2, 15) == 140 + 660 * 15 / 2
+    lines, over = times.report(phases, costs, lessons_now=2, lessons_then=15, goal_min=25,
+                               limit=90)
+    assert over == {"01_cells": 98.5}
+    text = "\n".join(lines)
+    assert "total" in text and "84.8 min: does NOT fit in 25 min" in text
+    assert "this run + 13 x the mean lesson" in text
+    # a run that stopped early: the phases that started, no lesson table
+    assert times.read_phases("0\tcreate .venv\n7\tinstall\n") == [("create .venv", 7)]

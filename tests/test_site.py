@@ -1,7 +1,9 @@
 """The website's computed pages (book/_ext/minirec_site.py) and its data, without a browser.
 
 The extension's pieces are tested on small made-up repositories; one test builds the whole site
-the way a fresh clone would (no ``../shared``, no recorded lesson times) with warnings as errors.
+the way a fresh clone would (no recorded lesson times) with warnings as errors. Nothing here
+reads outside the repository: the papers-to-lessons map is ``book/_data/papers.json``, checked
+against the lessons' own title paragraphs.
 The browser test (tests/test_browser.py) then checks the built site page by page.
 """
 
@@ -17,7 +19,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
-SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(BOOK / "_ext"))
 import minirec_site as site  # noqa: E402
 
@@ -61,25 +62,48 @@ def test_papers_data_has_the_34_papers_each_in_a_lesson():
     assert sorted(data["lessons"]) == [f"{n:02d}" for n in range(1, 16)]
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared (the curriculum) is not next to this clone")
-def test_papers_data_agrees_with_the_abstracts_and_the_curriculum():
-    abstracts = (SHARED / "papers" / "abstracts.txt").read_text(encoding="utf-8").splitlines()
-    papers = site.load_papers(BOOK)["papers"]
-    for paper in papers:
-        assert paper["title"] in abstracts, f"#{paper['number']}: title not in abstracts.txt"
-    curriculum = (SHARED / "CURRICULUM.md").read_text(encoding="utf-8")
-    summary = curriculum[curriculum.index("## 1. Summary table"):curriculum.index("## 2. ")]
-    rows = re.findall(r"^\| (\d+) \| [^|]+ \| [^|]+ \| (L\d\d(?:/L\d\d)*(?: [^|]*)?) \|", summary, re.M)
-    assert len(rows) == 34
-    for number, lessons in rows:
-        planned = set(re.findall(r"L(\d\d)", lessons))
-        assert planned <= set(papers[int(number) - 1]["lessons"]), (number, lessons)
-    # the ordered lesson list: "- Papers: #9 (CTX), #8 ..." under each **LNN ...** heading
-    for block in re.split(r"^\*\*L", curriculum, flags=re.M)[1:]:
-        lesson = block[:2]
-        line = re.search(r"^- Papers: (.*)$", block, re.M)
-        for number in re.findall(r"#(\d+)", line.group(1) if line else ""):
-            assert lesson in papers[int(number) - 1]["lessons"], (lesson, number)
+def title_paragraph_papers(lesson: Path) -> dict[int, str]:
+    """The papers a lesson's title paragraph names, ``**Papers.** #7 Feng et al., *Attention as
+    an RNN* (Aaren); #10 ...``: {number: the title in italics after it}."""
+    import jupytext
+
+    heading = jupytext.read(lesson).cells[0].source
+    paragraph = re.search(r"^\*\*Papers?\.\*\*(.*?)(?:\n\s*\n|\Z)", heading, re.M | re.S)
+    assert paragraph, f"{lesson.name}: no **Paper.** / **Papers.** paragraph in its first cell"
+    named = re.findall(r"#(\d+)\b[^#*]*\*([^*]+)\*", paragraph.group(1))
+    return {int(number): " ".join(title.split()) for number, title in named}
+
+
+def words(title: str) -> str:
+    """A title compared without case, punctuation or dashes ("—", "--")."""
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", title.lower()).split())
+
+
+LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
+def test_papers_data_agrees_with_each_lessons_title_paragraph(lesson):
+    """The papers a lesson's title paragraph names are exactly those papers.json maps to it, under
+    the titles papers.json gives (a lesson may shorten a title, not change it)."""
+    data = site.load_papers(BOOK)
+    number = lesson.stem[:2]
+    assert number in data["lessons"], f"{lesson.stem}: no planned title in papers.json"
+    mapped = {p["number"]: p["title"] for p in data["papers"] if number in p["lessons"]}
+    named = title_paragraph_papers(lesson)
+    assert set(named) == set(mapped), (
+        f"{lesson.stem} names papers {sorted(named)}; papers.json maps {sorted(mapped)} to it")
+    for paper, title in named.items():
+        assert words(mapped[paper]).startswith(words(title)), (paper, title, mapped[paper])
+
+
+def test_the_title_paragraph_reader_finds_numbers_and_titles(tmp_path):
+    lesson = tmp_path / "01_x.py"
+    lesson.write_text("# %% [markdown]\n# # 01 · X\n#\n# **Papers.** #9 Lipton et al., *A Critical\n"
+                      "# Review* (notation); #8 *Recoding latent* (the sidebar).\n#\n"
+                      "# **Builds on:** #3 *Not a paper of this lesson*.\n")
+    assert title_paragraph_papers(lesson) == {9: "A Critical Review", 8: "Recoding latent"}
+    assert words("Recoding latent -- Dynamic") == words("recoding latent — dynamic")
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,7 +154,7 @@ def test_papers_table_links_existing_lessons_and_names_planned_ones(tmp_path):
     assert "{doc}`L04 </lessons/04_attention>`" in rows[7]  # Aaren
     assert "L10 (written, not built)" in rows[20]  # HMM-RNNs
     assert "L07 Routing I" in rows[2] and "(planned)" in rows[2]  # RMoE, no lesson 07 here
-    assert table.startswith("5 of the 34 papers")  # #7, #10, #18, #26 (L04) and #20 (L10)
+    assert table.startswith("4 of the 34 papers")  # #7, #10, #18 (L04) and #20 (L10)
 
 
 def test_cells_are_escaped():
@@ -239,7 +263,7 @@ def test_a_broken_docstring_is_shown_verbatim_and_a_good_one_is_kept():
 
 
 # --------------------------------------------------------------------------------------------
-# The whole site, as a fresh clone builds it (no ../shared, no lesson times): -W stays green
+# The whole site, as a fresh clone builds it (no lesson times): -W stays green
 # --------------------------------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ run a learner's exercise notebooks; grade a folder of submissions.
     minirec check [--timeout S] NOTEBOOK ...
     minirec grade SUBMISSIONS_DIR --out grades.csv [--release NOTEBOOK] [--timeout S]
                   [--sandbox auto|on|off] [--memory BYTES] [--hide PATH ...]
-                  [--feedback DIR] [--max-bytes N] [--no-progress]
+                  [--feedback DIR] [--max-bytes N] [--jobs N] [--no-progress]
 
 ``check`` and ``grade`` only parse and print here; the engine is :mod:`minirec.grading`.
 """
@@ -128,6 +128,10 @@ def _add_grade(commands) -> None:
     grade.add_argument("--feedback", metavar="DIR",
                        help="also write DIR/<submission>.txt: each exercise's status with the "
                        "check's table and diagnosis, to hand back")
+    grade.add_argument("--jobs", type=int, default=None, metavar="N",
+                       help="submissions graded at once, each in its own kernel and sandbox "
+                       "with its own limits (default: the number of cores); without the "
+                       "sandbox always one at a time")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -162,13 +166,16 @@ def _run_grade(args) -> int:
     except ValueError as exc:
         print(f"minirec grade: --memory: {exc}", file=sys.stderr)
         return 2
+    if args.jobs is not None and args.jobs < 1:
+        print("minirec grade: --jobs must be at least 1", file=sys.stderr)
+        return 2
     exclude = [out] + ([Path(args.feedback)] if args.feedback else [])
     try:
         report = grading.grade(folder, release=args.release, time_limit=args.timeout,
                                sandbox=args.sandbox,
                                max_bytes=args.max_bytes, exclude=exclude,
                                progress=not args.no_progress, memory=memory,
-                               hide=[Path(p) for p in args.hide])
+                               hide=[Path(p) for p in args.hide], jobs=args.jobs)
     except RuntimeError as exc:
         print(f"minirec grade: {exc}", file=sys.stderr)
         return 2

@@ -248,3 +248,21 @@ def test_lesson_times_writes_its_table_between_the_markers(tmp_path):
     plain.write_text("no markers")
     with pytest.raises(SystemExit, match="no <!-- lesson-times:start -->"):
         lesson_times.write_docs([], "x", plain)
+
+
+# --------------------------------------------------------------------------------------------
+# benchmarks/bench_grade.py: `minirec grade --jobs 1` against `--jobs 2`, and the grader's cost
+# --------------------------------------------------------------------------------------------
+
+GRADE_METHODS = ["grade --jobs 1", "grade --jobs 2", "alone (nbclient), summed"]
+
+
+def test_bench_grade_quick(tmp_path):
+    lines, data = run_quick("bench_grade.py", tmp_path)
+    assert any(line.startswith("machine:") for line in lines), "\n".join(lines)
+    assert any(line.startswith("class: 2 submissions of lesson 03 (") for line in lines)
+    assert [r["method"] for r in data["rows"]] == GRADE_METHODS
+    assert all(r["best_ms"] > 0 and r["submissions"] == 2 for r in data["rows"])
+    assert any(line.startswith("ratio --jobs 1 / --jobs 2: ") for line in lines)
+    assert any(line.startswith("grader's overhead per submission: ") for line in lines)
+    assert [g["met"] for g in data["goals"]] == [None]          # not judged at --quick size

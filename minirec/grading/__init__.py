@@ -69,6 +69,13 @@ runs on stderr while it grades and a summary is printed at the end. ``--feedback
 writes ``DIR/<submission>.txt``, what ``minirec check`` would have printed for it (tables and
 diagnoses), the review flags with their reasons and the cells not run, to hand back.
 
+In the sandbox ``--jobs N`` grades N submissions at once (default: the cores this process may
+run on), each in its own kernel, sandbox, cgroup and limits (so N times ``--memory`` at most);
+the rows, the CSV and the feedback are the same whatever N (the seconds aside). Without the
+sandbox submissions are graded one at a time whatever N, and the summary says so: a change to
+minirec's files is blamed on the run during which it happened (point 3 below), which two runs
+in flight at once would make ambiguous. Ctrl-C ends the runs in flight and starts no other.
+
 Results a notebook cannot forge (the threat model of the results)
 -----------------------------------------------------------------
 A submission may try to get marks it did not earn. What ``grade`` does about it:
@@ -129,7 +136,12 @@ A submission is code the instructor did not write, run with the instructor's rig
    temporary working folder, in its own kernel process; results are read by the grader from the
    kernel's messages and kept in the grader's memory; the CSV is written once, at the end, from
    memory. Outputs left in the submitted file are cleared before the run, so they count for
-   nothing.
+   nothing. Runs in flight at once (``--jobs``, only in the sandbox) share nothing but the
+   grader: in the sandbox a kernel talks to the grader over Unix sockets in its own working
+   folder, not TCP ports on localhost, where a kernel running beside it could subscribe to its
+   outputs and read its learner's code (what still listens on localhost is ipykernel's pipe
+   for forked processes' output, which takes only messages carrying its own secret and sends
+   nothing); a process of the grader's that carries no run's marker is claimed by no run.
 2. *In the sandbox, nothing outside its working folder is writable, and what it should not
    read is hidden.* On Linux, where unprivileged user namespaces are available (``unshare``;
    ``sandbox_available()`` probes the machine once), the kernel runs in a sandbox
@@ -154,15 +166,16 @@ A submission is code the instructor did not write, run with the instructor's rig
    may make one (root, or a delegated cgroup v2), else found through ``/proc`` (the run's
    environment marker, or a descendant of the grader started during the run: the grader is
    their subreaper, so a process that detaches - ``setsid``, a double fork - or clears its
-   environment stays its descendant); all are killed before the next submission starts
-   (:class:`IsolatedRun`). The grader keeps a copy of every file of the minirec package and
-   compares the folder with it before and after each run. In the sandbox a change cannot come
-   from a submission: it is kept and reported at the end (someone edited minirec while
-   grading). Without the sandbox every change is undone; a run during which minirec's files
-   changed (outside ``__pycache__``) is graded again on the restored files, and is
-   ``tampered`` (score 0) if it changes them again; otherwise the change is blamed on the
-   latest row whose processes could not be ended (``tampered``), else reported as someone
-   else's - so do not edit minirec while grading without the sandbox.
+   environment stays its descendant; with runs in parallel, a descendant of a process the run
+   marked); all are killed before its row is written and, without the sandbox, before the
+   next submission starts (:class:`IsolatedRun`). The grader keeps a copy of every file of
+   the minirec package and compares the folder with it before and after each run. In the
+   sandbox a change cannot come from a submission: it is kept and reported at the end
+   (someone edited minirec while grading). Without the sandbox every change is undone; a run
+   during which minirec's files changed (outside ``__pycache__``) is graded again on the
+   restored files, and is ``tampered`` (score 0) if it changes them again; otherwise the
+   change is blamed on the latest row whose processes could not be ended (``tampered``), else
+   reported as someone else's - so do not edit minirec while grading without the sandbox.
 4. *A memory limit per submission* (``--memory``, default 4 GiB, six times what the heaviest
    lesson's solution used when measured): the run's cgroup's ``memory.max`` (or a cgroup v1
    memory limit) where the grader may make one, else ``RLIMIT_DATA`` of each of its
@@ -175,8 +188,10 @@ Without the sandbox (``--sandbox off``, or ``auto`` on a machine without user na
 file system is writable by the submission as by the instructor: it could, for example, change
 NumPy in the virtual environment, write into the instructor's files, read the other
 submissions and the solutions, or read the grader's environment in ``/proc``; only minirec's
-files are checked and restored (point 3). A process a run asks another program to start (a
-``cron`` job, ``systemd-run``, ``ssh localhost``) is not its descendant, and is not ended.
+files are checked and restored (point 3), and submissions are graded one at a time
+whatever ``--jobs`` says, so that a change is blamed on the right row. A process a run asks
+another program to start (a ``cron`` job, ``systemd-run``, ``ssh localhost``) is not its
+descendant, and is not ended.
 
 What the results can and cannot be made to say is the section above. Network access, filling
 the disk through the working folder, and using every core are not prevented. For untrusted
@@ -200,7 +215,7 @@ from __future__ import annotations
 
 from ._check import CHECK_TIMEOUT_S, check_notebook
 from ._feedback import format_check, write_feedback
-from ._grader import GRADE_TIMEOUT_S, grade
+from ._grader import GRADE_TIMEOUT_S, default_jobs, grade
 from ._isolation import (
     DEFAULT_MEMORY_BYTES,
     IsolatedRun,
@@ -256,8 +271,8 @@ __all__ = [
     # minirec check
     "check_notebook", "format_check",
     # minirec grade
-    "Submission", "collect_submissions", "grade", "GradeReport", "write_csv", "write_feedback",
-    "format_summary",
+    "Submission", "collect_submissions", "grade", "default_jobs", "GradeReport", "write_csv",
+    "write_feedback", "format_summary",
     # isolation
     "sandbox_available", "sandbox_prefix", "PackageGuard", "Isolation", "IsolatedRun",
     "DEFAULT_MEMORY_BYTES", "parse_bytes",

@@ -4,10 +4,11 @@ model in :mod:`minirec.grading`).
 
 - :class:`Isolation`: how every run of a grading session is isolated (the sandbox or not, the
   memory limit, the paths hidden from kernels) and the package guard; it makes one
-  :class:`IsolatedRun` per run;
+  :class:`IsolatedRun` per run, keeps the runs in flight (so that :meth:`Isolation.stop` can
+  end them) and holds the lock under which runs in parallel threads share it;
 - :class:`IsolatedRun`: one run's state - its folders, its kernel's minimal environment
   (:func:`grading_env`), the command its kernel starts behind (:mod:`minirec.grading._limits`:
-  its cgroup and limits; :mod:`minirec.grading._sandbox`), its cgroup
+  its cgroup and limits; :mod:`minirec.grading._sandbox`), its kernel's sockets, its cgroup
   (:mod:`minirec.grading._cgroup`) and its processes (:mod:`minirec.grading._processes`), all
   ended before the run's row is written; nothing of it is global, so runs may be concurrent;
 - the sandbox's command prefix (:func:`sandbox_prefix`) and the probe that says whether it works
@@ -25,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -52,9 +54,10 @@ DEFAULT_MEMORY_BYTES = 4 * GiB
 
 #: What a graded kernel keeps of the grader's environment: where programs and libraries are,
 #: the language, and thread counts; no other variable (tokens, paths of the instructor's files).
-PASSED_VARIABLES = ("PATH", "LANG", "LANGUAGE", "TZ", "PYTHONPATH", "LD_LIBRARY_PATH",
-                    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "NUMBA_NUM_THREADS")
+PASSED_VARIABLES = ("PATH", "LANG", "LANGUAGE", "TZ", "PYTHONPATH", "LD_LIBRARY_PATH",
+                    *THREAD_VARIABLES)
 
 
 def kernel_env(workdir: Path) -> dict:
@@ -67,12 +70,18 @@ def kernel_env(workdir: Path) -> dict:
     return env
 
 
-def grading_env(workdir: Path, marker: str, source: dict | None = None) -> dict:
+def grading_env(workdir: Path, marker: str, source: dict | None = None,
+                threads: int | None = None) -> dict:
     """The environment of a graded kernel: only :data:`PASSED_VARIABLES` (and ``LC_*``) of
     ``source`` (the grader's environment), ``HOME``, ``TMPDIR`` and ``IPYTHONDIR`` in the working
-    folder, no progress bars, no user site, and the run's marker (:mod:`._processes`)."""
+    folder, no progress bars, no user site, and the run's marker (:mod:`._processes`).
+    ``threads``: the size of the kernel's thread pools (:data:`THREAD_VARIABLES`) where
+    ``source`` sets none, for runs that share the cores."""
     source = os.environ if source is None else source
     env = {k: v for k, v in source.items() if k in PASSED_VARIABLES or k.startswith("LC_")}
+    if threads is not None:
+        for name in THREAD_VARIABLES:
+            env.setdefault(name, str(threads))
     env.setdefault("PATH", os.defpath)
     env.update(HOME=str(workdir), TMPDIR=str(workdir / ".tmp"),
                IPYTHONDIR=str(workdir / ".ipython"), TQDM_DISABLE="1", PYTHONNOUSERSITE="1")
@@ -265,6 +274,8 @@ class IsolatedRun:
     memory_bytes: int | None = DEFAULT_MEMORY_BYTES
     hidden: tuple[Path, ...] = ()
     kept: tuple[Path, ...] = ()
+    alone: bool = True  # the grader's only run in flight (see _processes.run_processes)
+    threads: int | None = None  # its kernel's thread pools (grading_env), where runs share cores
     marker: str = field(default_factory=lambda: uuid.uuid4().hex)
     cgroup: RunCgroup | None = field(default=None, init=False)
     started: int = field(default=0, init=False)
@@ -301,8 +312,18 @@ class IsolatedRun:
     def stderr_path(self) -> Path:
         return self.run_root / "kernel-stderr.log"
 
+    @property
+    def ipc_path(self) -> Path | None:
+        """In the sandbox, the kernel's sockets: files ``<ipc_path>-N`` in its working folder,
+        which the other runs' sandboxes hide, instead of TCP ports on localhost, where a
+        kernel running beside it could read its outputs (and its learner's code). None
+        without the sandbox (runs are then one at a time) or where the path is too long for
+        a Unix socket."""
+        path = self.workdir / ".kernel-ipc"
+        return path if self.use_sandbox and len(os.fsencode(path)) <= _SOCKET_PATH_MAX else None
+
     def env(self) -> dict:
-        return grading_env(self.workdir, self.marker)
+        return grading_env(self.workdir, self.marker, threads=self.threads)
 
     def prefix(self) -> list[str]:
         """The command the kernel starts behind: its cgroup and limits, then the sandbox."""
@@ -320,16 +341,19 @@ class IsolatedRun:
                                      self.kept)
         return prefix
 
+    def _found(self) -> list[int]:
+        return run_processes(self.marker, self.started, claim_unmarked=self.alone)
+
     def processes(self) -> list[int]:
         """The pids of the run's processes still there."""
-        found = set(run_processes(self.marker, self.started))
+        found = set(self._found())
         return sorted(found | (self.cgroup.pids() if self.cgroup is not None else set()))
 
     def end(self) -> list[int]:
         """End every process of the run (its cgroup, else what :mod:`._processes` finds);
         return the pids that could not be ended."""
         left = self.cgroup.kill() if self.cgroup is not None else set()
-        left |= set(end_processes(lambda: run_processes(self.marker, self.started)))
+        left |= set(end_processes(self._found))
         return sorted(left)
 
     def out_of_memory(self, nb) -> bool:
@@ -345,12 +369,25 @@ class IsolatedRun:
                 "(--memory)" if self.memory_bytes else "ran out of memory")
 
 
+_SOCKET_PATH_MAX = 100  # a Unix socket's path (sun_path: 108 bytes), with room for "-N"
+
+
+class GradingStopped(Exception):
+    """A run asked for after :meth:`Isolation.stop`."""
+
+
 @dataclass
 class Isolation:
     """How every run of a grading session is isolated, and what the session learned: the
     sandbox (or not), the memory limit per run, the paths hidden from kernels, the package
     guard, minirec's files changed not by a run (``external``), and the rows whose processes
-    could not be ended (``lingering``: suspects of a later change to minirec)."""
+    could not be ended (``lingering``: suspects of a later change to minirec).
+
+    ``parallel``: runs may be in flight at once (threads; only in the sandbox, where each has
+    its own PID namespace and a run cannot change minirec's files: without it, a change could
+    not be blamed on one run). The guard and the lists are then used under one lock.
+    ``threads``: each kernel's thread pools, so that runs in flight at once do not ask for more
+    threads than the cores they share (None: the libraries' own choice)."""
 
     use_sandbox: bool
     guard: PackageGuard
@@ -359,31 +396,78 @@ class Isolation:
     kept: tuple[Path, ...] = ()
     external: list[str] = field(default_factory=list)
     lingering: list = field(default_factory=list)
+    parallel: bool = False
+    threads: int | None = None
+    stopped: bool = field(default=False, init=False)
+    _in_flight: list[IsolatedRun] = field(default_factory=list, init=False, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.parallel and not self.use_sandbox:
+            raise ValueError("runs in parallel need the sandbox: without it a change to "
+                             "minirec's files could not be blamed on one run")
 
     def run(self, run_root: Path, workdir: Path) -> IsolatedRun:
         return IsolatedRun(run_root, workdir, self.use_sandbox, self.guard.folder,
-                           self.memory_bytes, tuple(self.hidden), tuple(self.kept))
+                           self.memory_bytes, tuple(self.hidden), tuple(self.kept),
+                           alone=not self.parallel, threads=self.threads)
+
+    @contextlib.contextmanager
+    def running(self, run_root: Path, workdir: Path):
+        """A run entered (:class:`IsolatedRun`) and listed as in flight until it is left, so
+        that :meth:`stop` can end it; raises :class:`GradingStopped` after :meth:`stop`."""
+        with self.run(run_root, workdir) as iso:
+            with self._lock:
+                if self.stopped:
+                    raise GradingStopped
+                self._in_flight.append(iso)
+            try:
+                yield iso
+            finally:
+                with self._lock:
+                    self._in_flight = [r for r in self._in_flight if r is not iso]
+
+    def stop(self) -> None:
+        """Grading is interrupted: end every run in flight, and start none."""
+        with self._lock:
+            self.stopped = True
+            runs = list(self._in_flight)
+        for iso in runs:
+            iso.end()
 
     def before_run(self) -> None:
         """minirec's folder checked (and restored) before a run. Without the sandbox a change
         found now happened while no run was in flight: it is blamed on the latest row whose
         processes could not be ended (:meth:`blame_lingering`), else reported as someone
         else's (``external``)."""
-        changed = guard_before_run(self.guard, self.use_sandbox, self.external)
-        changed = [p for p in changed if "__pycache__" not in Path(p).parts]
-        if changed and not self.use_sandbox and not self.blame_lingering(changed):
-            self.external.extend(p for p in changed if p not in self.external)
+        with self._lock:
+            changed = guard_before_run(self.guard, self.use_sandbox, self.external)
+            changed = [p for p in changed if "__pycache__" not in Path(p).parts]
+            if changed and not self.use_sandbox and not self.blame_lingering(changed):
+                self.external.extend(p for p in changed if p not in self.external)
 
     def after_run(self) -> list[str]:
         """minirec's files changed during a run, restored (:func:`guard_after_run`)."""
-        return guard_after_run(self.guard, self.use_sandbox, self.external)
+        with self._lock:
+            return guard_after_run(self.guard, self.use_sandbox, self.external)
+
+    def note_external(self, changed: list[str]) -> None:
+        """minirec's files changed by someone else than a run (reported at the end)."""
+        with self._lock:
+            self.external.extend(p for p in changed if p not in self.external)
+
+    def note_lingering(self, sub, result) -> None:
+        """A row whose processes could not be ended: a suspect of a later change."""
+        with self._lock:
+            self.lingering.append((sub, result))
 
     def blame_lingering(self, changed: list[str], during: str | None = None) -> bool:
         """Flag the latest row whose processes outlived it ``tampered`` for ``changed``;
         False when there is none."""
-        if not self.lingering:
-            return False
-        _sub, result = self.lingering[-1]
+        with self._lock:
+            if not self.lingering:
+                return False
+            _sub, result = self.lingering[-1]
         when = f" during the run of {during}" if during else " after its run"
         note = f"a process it left running changed {_shown(changed)}{when}; restored"
         result.status = TAMPERED

@@ -12,7 +12,7 @@ import math
 import os
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,23 +47,31 @@ class _OutOfTime(Exception):
     pass
 
 
+class _Cancelled(Exception):
+    pass
+
+
 def _client_class():
     from nbclient import NotebookClient
 
     class GradingClient(NotebookClient):
         """nbclient with a cap on kept outputs, the index of the running cell and, where
-        given, the kernel's connection file in a chosen place."""
+        given, the kernel's connection file in a chosen place and its sockets as files
+        (``ipc_path``: the transport other processes on the machine cannot reach)."""
 
         current_cell: int | None = None
         output_chars = 0
         record_chars = 0
         truncated = False
         connection_path: str | None = None
+        ipc_path: str | None = None
 
         def create_kernel_manager(self):
             km = super().create_kernel_manager()
             if self.connection_path:
                 km.connection_file = self.connection_path
+            if self.ipc_path:  # sockets ipc_path-1, -2, ... instead of ports on localhost
+                km.transport, km.ip = "ipc", self.ipc_path
             return km
 
         def _update_display_id(self, display_id, msg):  # counted like a new output
@@ -119,11 +127,15 @@ def _is_record(content: dict) -> bool:
 
 def run_notebook(nb, *, cwd, time_limit: float, kernel_prefix: Iterable[str] = (),
                  env: dict | None = None, stderr_path=None,
-                 connection_file=None) -> RunOutcome:
+                 connection_file=None, ipc_path=None,
+                 cancelled: Callable[[], bool] | None = None) -> RunOutcome:
     """Run a copy of ``nb`` in a fresh kernel, every cell even after errors, within
     ``time_limit`` seconds for the whole notebook; never raises for what the notebook does.
     ``connection_file``: where the kernel's connection file is written (default: Jupyter's
-    runtime folder)."""
+    runtime folder). ``ipc_path``: the kernel talks over Unix sockets ``<ipc_path>-N`` instead
+    of TCP ports on localhost, which any process of the machine may connect to (and read the
+    kernel's outputs from). ``cancelled``: asked before each cell; when it says True the run
+    stops (``GRADER_ERROR``, "grading was stopped")."""
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     nb = copy.deepcopy(nb)
@@ -152,9 +164,12 @@ def run_notebook(nb, *, cwd, time_limit: float, kernel_prefix: Iterable[str] = (
         client.current_cell = cell_index
         if cell.cell_type == "code" and time.monotonic() >= deadline:
             raise _OutOfTime
+        if cancelled is not None and cancelled():
+            raise _Cancelled
 
     client.on_cell_start = on_cell_start
     client.connection_path = str(connection_file) if connection_file else None
+    client.ipc_path = str(ipc_path) if ipc_path else None
     stopped = None
     start = time.perf_counter()
     log = open(stderr_path, "wb") if stderr_path else subprocess.DEVNULL  # noqa: SIM115
@@ -165,6 +180,8 @@ def run_notebook(nb, *, cwd, time_limit: float, kernel_prefix: Iterable[str] = (
                    f"ran past the time limit of {time_limit:g} s")
     except DeadKernelError:
         stopped = (KERNEL_DIED, client.current_cell, "the kernel died (crashed or exited)")
+    except _Cancelled:
+        stopped = (GRADER_ERROR, client.current_cell, "grading was stopped")
     except Exception as exc:  # noqa: BLE001 - e.g. the kernel never started
         what = f"{type(exc).__name__}: {exc}".strip()
         if stderr_path:

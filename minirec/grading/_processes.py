@@ -7,6 +7,11 @@ those that
   every process the kernel starts), or
 - descend from the grader, started after the run began, and carry no other run's marker
   (nearest marked ancestor first): a process that clears its environment is still found.
+  A process with no marked ancestor is claimed only while the run is the grader's only one
+  (``claim_unmarked``): with runs in parallel, a process the grader is starting for another
+  run carries no marker until it executes its program. Then a run's processes are those
+  marked or below a process it marked (and those in its cgroup); in the sandbox its PID
+  namespace keeps every one of them below its marked first process.
 
 A process that detaches (double fork, ``setsid``) is re-parented to the nearest "subreaper"
 among its ancestors, else to PID 1, where the parent chain would lose it: while runs are in
@@ -97,8 +102,10 @@ def _descends_from(proc: Process, table: dict[int, Process], ancestor: int) -> b
     return False
 
 
-def run_processes(marker: str, since: int, table: dict[int, Process] | None = None) -> list[int]:
-    """The pids of a run's processes (the rules of the module docstring)."""
+def run_processes(marker: str, since: int, table: dict[int, Process] | None = None, *,
+                  claim_unmarked: bool = True) -> list[int]:
+    """The pids of a run's processes (the rules of the module docstring; ``claim_unmarked``:
+    the run is the only one in flight, so the grader's unmarked descendants are its own)."""
     table = processes() if table is None else table
     grader = os.getpid()
     found = []
@@ -109,7 +116,7 @@ def run_processes(marker: str, since: int, table: dict[int, Process] | None = No
             found.append(proc.pid)
         elif proc.start >= since and _descends_from(proc, table, grader):
             owner = _owner(proc, table, grader)
-            if owner in (None, marker):
+            if owner == marker or (owner is None and claim_unmarked):
                 found.append(proc.pid)
     return found
 

@@ -19,8 +19,9 @@ from ._submissions import Submission
 class GradeReport:
     """Every submission's row in grading order, the exercise columns (the released notebook's),
     whether the kernels were sandboxed (and if not, why), the entries ignored, the wall time,
-    what changed while grading (submissions on disk, and minirec's files not by a kernel) and
-    the released notebook graded against."""
+    what changed while grading (submissions on disk, and minirec's files not by a kernel), the
+    released notebook graded against, and how many runs were in flight at once (``jobs``;
+    ``jobs_note`` says why fewer than asked)."""
 
     exercises: list[str]
     rows: list[tuple[Submission, NotebookResult]]
@@ -31,6 +32,8 @@ class GradeReport:
     changed_on_disk: list[str] = field(default_factory=list)
     changed_outside: list[str] = field(default_factory=list)  # minirec files, not by a kernel
     release: str = ""  # the released exercise notebook graded against
+    jobs: int = 1
+    jobs_note: str = ""
 
     def score(self, result: NotebookResult) -> int:
         return 0 if result.status == TAMPERED else result.passed
@@ -50,7 +53,7 @@ def spreadsheet_safe(value):
 
 def write_csv(report: GradeReport, out) -> None:
     """One row per submission: submission, status, score, out_of, the exercises (the released
-    notebook's, for every row), seconds, review (the flags, ``; `` between them) and note.
+    notebook's, for every row), seconds, review (the flags, separated by semicolons) and note.
     Every text cell is :func:`spreadsheet_safe`. Written to a temporary file and moved into
     place."""
     out = Path(out)
@@ -89,6 +92,11 @@ def format_summary(report: GradeReport) -> str:
             report.sandboxed else f"NO sandbox ({report.sandbox_note}): minirec's files "
             "checked and restored after each run")
     lines = [f"Graded {n} submission{'s' * (n != 1)} in {report.seconds:.0f} s ({mode})."]
+    if report.jobs_note:
+        lines.append(f"Ran {report.jobs_note}.")
+    else:
+        lines.append(f"Ran {report.jobs} at a time (--jobs), each in its own sandbox."
+                     if report.jobs > 1 else "Ran one at a time (--jobs 1).")
     if report.release:
         lines.append(f"Against the released notebook {report.release}.")
     statuses: dict[str, list[str]] = {}

@@ -30,28 +30,22 @@ apart from the timing, in this process:
 - "tracemalloc": Python's tracemalloc peak during one call, for NumPy-input methods (NumPy
   reports its buffers to it; torch does not, so torch rows show "-").
 
-Timing as in ``bench_gru_cpu.py``: a warm-up (the check), rounds, best and median. Ratios
-"× SDPA" = time / SDPA's time at the same T. One run on a shared machine: ±15 % is noise.
+Timing: the benchmarks' policy (``benchmarks/README.md``). Ratios "× SDPA" = time / SDPA's time
+at the same T. One run on a shared machine: ±15 % is noise.
 """
 
 from __future__ import annotations
 
-import argparse
 import ctypes
-import datetime as _dt
 import gc
-import json
-import os
 import re
-import statistics
 import sys
-import time
 import tracemalloc
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _common import machine
+from _common import Run, parser, table
 
 import minirec.attention as attention
 
@@ -62,16 +56,6 @@ MIB = 2**20
 # The JSON's "goals" (what the website's performance page judges) are empty: no number is promised.
 NO_GOAL = ("the summary shows where the O(T) forms beat SDPA in time and where they save memory; "
            "it promises no number")
-
-
-# --------------------------------------------------------------------------------------------
-# The machine
-# --------------------------------------------------------------------------------------------
-
-
-def _load(info) -> str:
-    la = info["load_avg_1min"]
-    return " / ".join("n/a" if x is None else f"{x:.2f}" for x in (la["start"], la["end"]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,37 +180,19 @@ def check(d, ms, tol=1e-4):
     return errors
 
 
-def time_all(ms, rounds, repeat, budget_s, pause_s):
-    """``rounds`` rounds; in each, every method once, then up to ``repeat − 1`` more times while
-    a run takes less than ``budget_s``. The check has already run each method once (warm-up)."""
-    times = {name: [] for name in ms}
-    for _ in range(rounds):
-        for name, (_, fn, _) in ms.items():
-            time.sleep(pause_s)
-            for i in range(repeat):
-                if i and times[name][-1] >= budget_s:
-                    break
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
-    return times
-
-
-def measure(T, size, rounds, repeat, pause_s):
+def measure(T, size, run):
     d = setup(T, size)
     ms = methods(d, T)
     errors = check(d, ms)
-    times = time_all(ms, rounds, repeat, budget_s=0.5, pause_s=pause_s)
-    sdpa = min(times["torch SDPA is_causal"])
+    times = run.time({name: fn for name, (_, fn, _) in ms.items()})
+    sdpa = times["torch SDPA is_causal"].best
     out_mib = T * size["B"] * size["H"] * size["d"] * 4 / MIB
     rows = []
     for name, (kind, fn, inp) in ms.items():
         rows.append({
             "T": T, "method": name, "kind": kind,
-            "best_ms": 1e3 * min(times[name]),
-            "median_ms": 1e3 * statistics.median(times[name]),
-            "runs": len(times[name]),
-            "ratio_to_sdpa": min(times[name]) / sdpa,
+            **times[name].as_row(),
+            "ratio_to_sdpa": times[name].best / sdpa,
             "peak_rss_mib": peak_rss_mib(fn),
             "tracemalloc_mib": tracemalloc_mib(fn) if inp == "numpy" else None,
             "output_mib": out_mib,
@@ -235,23 +201,10 @@ def measure(T, size, rounds, repeat, pause_s):
     return rows
 
 
-def table(rows) -> str:
-    def mib(x):
-        return f"{'n/a' if x is None else f'{x:.1f}':>10}"
-
-    head = (f"{'T':>6} {'method':30} {'kind':5} {'best ms':>10} {'median ms':>10} {'runs':>4} "
-            f"{'× SDPA':>8} {'RSS Δ MiB':>10} {'tracemalloc':>11}")
-    lines = [head, "-" * len(head)]
-    last = None
-    for r in rows:
-        if last is not None and r["T"] != last:
-            lines.append("")
-        last = r["T"]
-        tm = "-" if r["tracemalloc_mib"] is None else f"{r['tracemalloc_mib']:.1f}"
-        lines.append(f"{r['T']:6d} {r['method']:30} {r['kind']:5} {r['best_ms']:10.2f} "
-                     f"{r['median_ms']:10.2f} {r['runs']:4d} {r['ratio_to_sdpa']:8.3f} "
-                     f"{mib(r['peak_rss_mib'])} {tm:>11}")
-    return "\n".join(lines)
+COLUMNS = [("T", "T", ">6d"), ("method", "method", "<30"), ("kind", "kind", "<5"),
+           ("best ms", "best_ms", ">10.2f"), ("median ms", "median_ms", ">10.2f"),
+           ("runs", "runs", ">4d"), ("× SDPA", "ratio_to_sdpa", ">8.3f"),
+           ("RSS Δ MiB", "peak_rss_mib", ">10.1f"), ("tracemalloc", "tracemalloc_mib", ">11.1f")]
 
 
 def crossovers(rows):
@@ -282,44 +235,25 @@ def summary(rows):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="tiny sizes (T=16, 64; 2 heads, d=8)")
-    ap.add_argument("--json", metavar="PATH", help="also write the header and rows as JSON")
-    ap.add_argument("--rounds", type=int, default=None, help="timing rounds (default 3, quick 1)")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per method per round")
-    args = ap.parse_args(argv)
-
+    run = Run(parser(__doc__, "tiny sizes (T=16, 64; 2 heads, d=8)").parse_args(argv))
     torch.set_num_threads(2)
-    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    size = QUICK if args.quick else FULL
-    rounds = args.rounds or (1 if args.quick else 3)
+    size = QUICK if run.quick else FULL
     rows = []
     for T in size["T"]:
-        rows += measure(T, size, rounds, args.repeat, pause_s=0.0 if args.quick else 0.2)
+        rows += measure(T, size, run)
     summ = summary(rows)
     wins = crossovers(rows)
 
-    info = machine()
-    info["load_avg_1min"] = {"start": load_start,
-                             "end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
-    now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    header = [
-        f"Aaren prefix attention on the CPU — {now}",
-        f"load average (1 min) at start / end: {_load(info)} (this run adds 1-2; beyond that, "
-        "other jobs share the cores and 2-thread timings suffer most)",
-        f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, "
-        f"torch threads {info['torch_threads']}, numba threads {info['numba_threads']}",
-        f"python {info['python']}, numpy {info['numpy']}, numba {info['numba']}, "
-        f"torch {info['torch']}",
+    info = run.machine()
+    print(run.header(
+        "Aaren prefix attention on the CPU", info,
         f"sizes: T={', '.join(map(str, size['T']))}; B={size['B']}, H={size['H']} heads, "
-        f"d_k=d_v={size['d']}, float32; one query per head; best of {rounds} round(s) × up to "
-        f"{args.repeat} runs (the check is the warm-up); (T×T) forms only up to T={DIRECT_MAX_T}",
+        f"d_k=d_v={size['d']}, float32; one query per head; (T×T) forms only up to "
+        f"T={DIRECT_MAX_T}",
         "RSS Δ MiB: peak resident set during one call above the resident set before it (VmHWM "
-        "reset via /proc/self/clear_refs; all allocators, includes the output); tracemalloc: "
-        "Python-traced peak, NumPy-input methods only",
-        "",
-    ]
-    print("\n".join(header) + table(rows))
+        "reset via /proc/self/clear_refs; all allocators, includes the output; - where it "
+        "cannot be read); tracemalloc: Python-traced peak, NumPy-input methods only",
+    ) + table(rows, COLUMNS, group="T"))
     print("\nWhere O(T) wins (fastest O(T) form vs SDPA, same output):")
     for s in summ:
         print("  " + s["text"])
@@ -327,12 +261,8 @@ def main(argv=None):
     for method, at in wins.items():
         print(f"  {method:30} faster than SDPA at T = "
               + (", ".join(map(str, at)) if at else "none of " + ", ".join(map(str, Ts))))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"benchmark": "aaren_cpu", "date": now, "machine": info,
-                       "size": {**size, "T": list(size["T"])}, "dtype": "float32",
-                       "rows": rows, "summary": summ, "faster_than_sdpa_at": wins,
-                       "goals": [], "no_goal": NO_GOAL}, f, indent=2)
+    run.write_json("aaren_cpu", info, size={**size, "T": list(size["T"])}, dtype="float32",
+                   rows=rows, summary=summ, faster_than_sdpa_at=wins, goals=[], no_goal=NO_GOAL)
     return 0
 
 

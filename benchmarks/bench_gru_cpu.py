@@ -4,7 +4,8 @@
     python benchmarks/bench_gru_cpu.py --quick         # a tiny size, seconds (the smoke test)
     python benchmarks/bench_gru_cpu.py --json out.json # also write the rows as JSON
 
-Two tasks, each method timed as best-of-N after a warm-up (and as the median, to show the noise):
+Two tasks, each method timed under the benchmarks' policy (``benchmarks/README.md``: a warm-up,
+rounds, the best quoted and the median shown):
 
 - forward: the sequence forward, outputs and final state. minirec's NumPy reference
   (``backend="numpy"``), its Numba kernels (``backend="numba"``), its Torch module built from the
@@ -16,23 +17,16 @@ Two tasks, each method timed as best-of-N after a warm-up (and as the median, to
 Every method gets the same weights and data; the outputs are checked against torch.nn.GRU before
 anything is timed. The ratio column is time / torch.nn.GRU's time for the same task: ratios, not
 absolute times, are what a shared 2-core machine can promise (±15 % is noise there).
-Torch runs with ``torch.set_num_threads(2)``. Methods are timed in rounds (every method once per
-round, a short pause between methods so that idle BLAS / OpenMP threads of the previous one stop
-spinning), and the best over all rounds is reported.
+Torch runs with ``torch.set_num_threads(2)``.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
-import json
-import statistics
 import sys
-import time
 
 import numpy as np
 import torch
-from _common import machine
+from _common import Run, parser, table
 
 import minirec.cells as cells
 from minirec.cells import torch_ops
@@ -114,84 +108,33 @@ def check(d, tol):
             raise SystemExit(f"{backend} bptt dx differs from torch.autograd by {err:.2e}")
 
 
-def time_all(ms, rounds, repeat, budget_s, pause_s):
-    """Run every method ``repeat`` times per round for ``rounds`` rounds; a method whose single
-    run exceeds ``budget_s`` is run once per round. Returns name → list of seconds."""
-    times = {name: [] for name in ms}
-    for _, fn in ms.values():                                   # warm-up: compile, caches, pools
-        fn()
-    for _ in range(rounds):
-        for name, (_, fn) in ms.items():
-            time.sleep(pause_s)
-            n = repeat if not times[name] or min(times[name]) < budget_s else 1
-            for _ in range(n):
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
-    return times
+COLUMNS = [("task", "task", "<8"), ("method", "method", "<34"), ("best ms", "best_ms", ">10.2f"),
+           ("median ms", "median_ms", ">10.2f"), ("runs", "runs", ">5d"),
+           ("× torch.nn", "ratio_to_torch_nn", ">11.2f")]
+PEER = {"forward": "torch.nn.GRU", "bptt": "torch.nn.GRU + autograd"}
 
 
 def rows_from(ms, times):
-    peer = {"forward": "torch.nn.GRU", "bptt": "torch.nn.GRU + autograd"}
-    rows = []
-    for name, (task, _) in ms.items():
-        best = min(times[name])
-        rows.append({
-            "task": task,
-            "method": name,
-            "best_ms": 1e3 * best,
-            "median_ms": 1e3 * statistics.median(times[name]),
-            "runs": len(times[name]),
-            "ratio_to_torch_nn": best / min(times[peer[task]]),
-        })
-    return rows
-
-
-def table(rows) -> str:
-    head = (f"{'task':8} {'method':34} {'best ms':>10} {'median ms':>10} {'runs':>5} "
-            f"{'× torch.nn':>11}")
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(f"{r['task']:8} {r['method']:34} {r['best_ms']:10.2f} {r['median_ms']:10.2f} "
-                     f"{r['runs']:5d} {r['ratio_to_torch_nn']:11.2f}")
-    return "\n".join(lines)
+    """One row per method: its timing and its ratio to torch.nn.GRU on the same task."""
+    return [{"task": task, "method": name, **times[name].as_row(),
+             "ratio_to_torch_nn": times[name].best / times[PEER[task]].best}
+            for name, (task, _) in ms.items()]
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="tiny size (T=8, B=3, D=5, H=7)")
-    ap.add_argument("--json", metavar="PATH", help="also write the header and rows as JSON")
-    ap.add_argument("--rounds", type=int, default=None, help="timing rounds (default 3, quick 1)")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per method per round")
-    args = ap.parse_args(argv)
-
+    run = Run(parser(__doc__, "tiny size (T=8, B=3, D=5, H=7)").parse_args(argv))
     torch.set_num_threads(2)
-    size = QUICK if args.quick else FULL
-    rounds = args.rounds or (1 if args.quick else 3)
+    size = QUICK if run.quick else FULL
     d = setup(size)
     check(d, tol=1e-4)
     ms = methods(d)
-    times = time_all(ms, rounds, args.repeat, budget_s=1.0, pause_s=0.0 if args.quick else 0.3)
-    rows = rows_from(ms, times)
-
-    info = machine()
-    now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    header = [
-        f"GRU sequence on the CPU — {now}",
-        f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, "
-        f"torch threads {info['torch_threads']}",
-        f"python {info['python']}, numpy {info['numpy']}, numba {info['numba']}, "
-        f"torch {info['torch']}",
-        f"size: T={size['T']} B={size['B']} D={size['D']} H={size['H']} float32; "
-        f"best of {rounds} round(s) × up to {args.repeat} runs after a warm-up",
-        "",
-    ]
-    print("\n".join(header) + table(rows))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"benchmark": "gru_cpu", "date": now, "machine": info, "size": size,
-                       "dtype": "float32", "rows": rows, "goals": [], "no_goal": NO_GOAL}, f,
-                      indent=2)
+    rows = rows_from(ms, run.time({name: fn for name, (_, fn) in ms.items()}))
+    info = run.machine()
+    print(run.header("GRU sequence on the CPU", info,
+                     f"size: T={size['T']} B={size['B']} D={size['D']} H={size['H']} float32")
+          + table(rows, COLUMNS))
+    run.write_json("gru_cpu", info, size=size, dtype="float32", rows=rows, goals=[],
+                   no_goal=NO_GOAL)
     return 0
 
 

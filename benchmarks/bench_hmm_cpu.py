@@ -18,9 +18,8 @@ float64, categorical emissions with M=16 symbols; pi, A, B drawn from Dirichlet(
 
 Before anything is timed, every row's result is compared with hmmlearn's: per-sequence
 log-likelihoods (hmmlearn scored one sequence at a time) within 1e-8 relative, Viterbi paths
-identical and log-probabilities within 1e-8 relative. Timing: one warm-up call (Numba compiles
-or loads its cache there), then repeated calls until ``budget`` seconds are spent (at least
-``min_repeat``, at most ``max_repeat``); best and median reported. hmmlearn runs on one thread;
+identical and log-probabilities within 1e-8 relative. Timing: the benchmarks' policy
+(``benchmarks/README.md``; Numba compiles or loads its cache in the warm-up). hmmlearn runs on one thread;
 minirec's Numba kernels use every Numba thread (one block of sequences per thread); Torch runs
 on one thread (its steps are small ops, which a second thread only slows down on a busy
 machine). One run on a shared machine: ±15 % is noise, more while other jobs run.
@@ -32,17 +31,11 @@ log-likelihoods (1e-8 relative) and identical paths.
 
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
-import json
-import statistics
 import sys
-import time
 
 import numpy as np
 import torch
-from _common import load_average
-from _common import machine as _machine
+from _common import Run, goal_lines, parser, table
 
 import minirec.hmm as hmm
 from minirec.hmm import numba_cpu
@@ -120,39 +113,16 @@ def check(rows, pi, A, B, obs, log_peer):
     return status
 
 
-def time_one(run, budget, min_repeat, max_repeat):
-    run()                                          # warm-up: compile or load, allocate
-    times = []
-    start = time.perf_counter()
-    while len(times) < max_repeat and (len(times) < min_repeat
-                                       or time.perf_counter() - start < budget):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-    return min(times), statistics.median(times), len(times)
+COLUMNS = [("task", "task", "<8"), ("method", "method", "<32"), ("best ms", "best_ms", ">10.1f"),
+           ("median ms", "median_ms", ">10.1f"), ("runs", "runs", ">4d"),
+           ("× hmmlearn", "speedup_vs_hmmlearn", ">10.2f"), ("check", "check", "<")]
+PEERS = {"forward": ("hmmlearn score (scaling)", "hmmlearn score (log, default)"),
+         "viterbi": ("hmmlearn decode",)}
 
 
-def table(rows) -> str:
-    head = ("task", "method", "best ms", "median ms", "runs", "× hmmlearn", "check")
-    body = [(r["task"], r["method"], f"{r['best_ms']:.1f}", f"{r['median_ms']:.1f}", str(r["runs"]),
-             f"{r['speedup_vs_hmmlearn']:.2f}", r["check"]) for r in rows]
-    widths = [max(len(x[i]) for x in (head, *body)) for i in range(len(head))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-                     for line in (head, *body))
-
-
-def machine() -> dict:
-    import hmmlearn
-    load = load_average()
-    return _machine(load_average="n/a" if load is None else f"{load:.2f}",
-                    hmmlearn=hmmlearn.__version__,
-                    date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
-
-
-def goals(rows) -> list[dict]:
+def goals(rows, run) -> list[dict]:
     by = {(r["task"], r["method"]): r for r in rows}
-    fastest_peer = min(by[("forward", m)]["best_ms"] for m in
-                       ("hmmlearn score (scaling)", "hmmlearn score (log, default)"))
+    fastest_peer = min(by[("forward", m)]["best_ms"] for m in PEERS["forward"])
     numba_fwd = min(by[("forward", m)]["best_ms"] for m in
                     ("minirec numba (scaled, default)", "minirec numba (log)"))
     fwd = fastest_peer / numba_fwd
@@ -160,69 +130,44 @@ def goals(rows) -> list[dict]:
            / by[("viterbi", "minirec numba (default)")]["best_ms"])
     exact = all(r["check"] == "ok" for r in rows)
     return [
-        {"goal": f"Numba forward >= {FORWARD_GOAL:g}x hmmlearn's fastest forward", "value": fwd,
-         "met": fwd >= FORWARD_GOAL},
-        {"goal": f"Numba Viterbi >= {VITERBI_GOAL:g}x hmmlearn's Viterbi", "value": vit,
-         "met": vit >= VITERBI_GOAL},
-        {"goal": "log-likelihoods within 1e-8 relative, Viterbi paths identical (every row)",
-         "value": float(exact), "met": exact},
+        {**run.goal(f"Numba forward >= {FORWARD_GOAL:g}x hmmlearn's fastest forward",
+                    fwd >= FORWARD_GOAL, f"{fwd:.2f}x"), "value": fwd},
+        {**run.goal(f"Numba Viterbi >= {VITERBI_GOAL:g}x hmmlearn's Viterbi",
+                    vit >= VITERBI_GOAL, f"{vit:.2f}x"), "value": vit},
+        {**run.goal("log-likelihoods within 1e-8 relative, Viterbi paths identical (every row)",
+                    exact, "every row matches" if exact else "a row differs"),
+         "value": float(exact)},
     ]
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="tiny sizes (K=8, 3 × T=300)")
-    ap.add_argument("--json", metavar="PATH", help="also write the header, rows and goals as JSON")
-    ap.add_argument("--budget", type=float, default=None, help="seconds of timing per row")
-    args = ap.parse_args(argv)
+    run = Run(parser(__doc__, "tiny sizes (K=8, 3 × T=300)").parse_args(argv))
+    import hmmlearn
+
     torch.set_num_threads(1)
-    size = QUICK if args.quick else FULL
-    budget = args.budget if args.budget is not None else (0.2 if args.quick else 3.0)
-    info = machine()
-    print(f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, numba threads "
-          f"{info['numba_threads']}, torch threads {info['torch_threads']}, load average "
-          f"{info['load_average']} (at start)")
-    print(f"versions: python {info['python']}, numpy {info['numpy']}, torch {info['torch']}, "
-          f"hmmlearn {info['hmmlearn']}; {info['date']}")
-    print(f"size: K={size['K']} states, M={size['M']} symbols, {size['N']} sequences × "
-          f"T={size['T']}, float64" + (" (--quick: goals not judged)" if args.quick else ""))
+    size = QUICK if run.quick else FULL
     pi, A, B, obs = setup(**size)
     rows_spec, _scaling, log_peer, *_ = methods(pi, A, B, obs)
     status = check(rows_spec, pi, A, B, obs, log_peer)
-    results = []
-    for task, name, run in rows_spec:
-        best, median, n = time_one(run, budget, min_repeat=2 if args.quick else 3, max_repeat=20)
-        results.append({"task": task, "method": name, "best_ms": 1e3 * best,
-                        "median_ms": 1e3 * median, "runs": n, "check": status[name]})
-    peers = {"forward": ("hmmlearn score (scaling)", "hmmlearn score (log, default)"),
-             "viterbi": ("hmmlearn decode",)}
-    for task, peer_names in peers.items():
+    times = run.time({name: fn for _, name, fn in rows_spec})
+    results = [{"task": task, "method": name, **times[name].as_row(), "check": status[name]}
+               for task, name, _ in rows_spec]
+    for task, peer_names in PEERS.items():
         peer_best = min(r["best_ms"] for r in results
                         if r["method"] in peer_names and r["task"] == task)
         for r in results:
             if r["task"] == task:
                 r["speedup_vs_hmmlearn"] = peer_best / r["best_ms"]
-    print()
-    print(table(results))
-    print("(× hmmlearn: hmmlearn's fastest row of the task / this row's best time)")
-    try:
-        info["load_average_end"] = " ".join(open("/proc/loadavg").read().split()[:3])
-    except OSError:
-        info["load_average_end"] = "n/a"
-    print(f"load average at the end: {info['load_average_end']}")
-    gs = goals(results)
-    print()
-    for g in gs:
-        verdict = ("met" if g["met"] else "NOT met") if not args.quick else "not judged (--quick)"
-        print(f"goal: {g['goal']}: {g['value']:.2f} — {verdict}")
-    if args.json:
-        with open(args.json, "w") as f:
-            judged = [dict(g, met=None if args.quick else g["met"],
-                           detail=(("every row matches" if g["value"] else "a row differs")
-                                   if "identical" in g["goal"] else f"{g['value']:.2f}x"))
-                      for g in gs]
-            json.dump({"date": info.get("date"), "machine": info, "size": size, "rows": results,
-                       "goals": judged, "quick": args.quick}, f, indent=2)
+    gs = goals(results, run)
+    info = run.machine(hmmlearn=hmmlearn.__version__)
+    print(run.header(
+        "HMM forward pass and Viterbi on the CPU", info,
+        f"size: K={size['K']} states, M={size['M']} symbols, {size['N']} sequences × "
+        f"T={size['T']}, float64",
+        "× hmmlearn: hmmlearn's fastest row of the task / this row's best time",
+    ) + table(results, COLUMNS))
+    print("\n" + goal_lines(gs, run.quick))
+    run.write_json("hmm_cpu", info, size=size, rows=results, goals=gs)
     return 0
 
 

@@ -24,11 +24,10 @@ float32, time first: ``a, b, h`` are ``(T, D)`` C-contiguous arrays, ``a`` unifo
 Effective bandwidth = bytes of a and b read plus h written (3·T·D·4) / best time; lfilter reads
 no a, so its bytes are 2·T·D·4. "% limit" is against the best limit row measured in this run on
 arrays of the same byte size (both full sizes have T·D = 2^22, so all four limit rows count).
-Each output is checked against the reference before anything is timed. Timing as in
-``bench_gru_cpu.py``: a warm-up, then rounds (every method in turn, a short pause between
-methods), best and median reported; in a round a fast method runs as often as fits in 0.3 s
-(≤ 100 times), so that the limits and the kernels alike get many chances at a quiet moment of a
-shared machine. One run on a shared machine: ±15 % is noise, more while other jobs run.
+Each output is checked against the reference before anything is timed. Timing: the benchmarks'
+policy (``benchmarks/README.md``), under which a fast method runs many times a round, so that
+the limits and the kernels alike get many chances at a quiet moment of a shared machine. One run
+on a shared machine: ±15 % is noise, more while other jobs run.
 
 Goals (judged at the full sizes only): the best Numba kernel reaches ≥ 60 % of the copy
 bandwidth (the higher of the two limit rows) at both sizes; the Torch CPU path (the autograd
@@ -37,20 +36,14 @@ Function with its CPU default scan) is ≥ 10× faster than the Torch Python loo
 
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
 import importlib
-import json
-import os
-import statistics
 import sys
-import time
 
 import numpy as np
 import scipy
 import scipy.signal
 import torch
-from _common import machine as _machine
+from _common import Run, goal_lines, parser, table
 from numba import get_num_threads, njit, prange
 
 import minirec.scan as scan
@@ -66,18 +59,8 @@ FUNCTION = "torch autograd Function"
 
 
 # --------------------------------------------------------------------------------------------
-# The machine
+# The machine's limit
 # --------------------------------------------------------------------------------------------
-
-
-def machine() -> dict:
-    return _machine(scipy=scipy.__version__)
-
-
-def _load(info) -> str:
-    la = info["load_avg_1min"]
-    return " / ".join("n/a" if x is None else f"{x:.2f}" for x in (la["start"], la["end"]))
-
 
 @njit(parallel=True, cache=True)
 def _triad(a, b, c, s):
@@ -161,25 +144,17 @@ def torch_loop(a, b):
 # Methods, checks, timing
 # --------------------------------------------------------------------------------------------
 
-def large_limits(mib, repeat=5):
+def large_limits(mib, run):
     """copyto and the triad on arrays of ``mib`` MiB each (3·mib in all): past the last-level
     cache at the default 256 MiB, for reference only (the goals use the same-size limits)."""
     n = mib * 2**20 // ITEM
     x, y, z = np.ones(n, np.float32), np.ones(n, np.float32), np.empty(n, np.float32)
     s = np.float32(2.0)
-    out = {}
-    for name, fn, nbytes in (("numpy copyto (1 thread)", lambda: np.copyto(z, x), 2 * n * ITEM),
-                             (f"numba prange triad ({get_num_threads()} threads)",
-                              lambda: _triad(x, y, z, s), 3 * n * ITEM)):
-        fn()
-        best = float("inf")
-        for _ in range(repeat):
-            time.sleep(0.05)
-            t0 = time.perf_counter()
-            fn()
-            best = min(best, time.perf_counter() - t0)
-        out[name] = nbytes / best / 1e9
-    return out
+    limits = {"numpy copyto (1 thread)": (lambda: np.copyto(z, x), 2 * n * ITEM),
+              f"numba prange triad ({get_num_threads()} threads)":
+                  (lambda: _triad(x, y, z, s), 3 * n * ITEM)}
+    times = run.time({name: fn for name, (fn, _) in limits.items()})
+    return {name: nbytes / times[name].best / 1e9 for name, (_, nbytes) in limits.items()}
 
 
 def setup(T, D, seed=0):
@@ -254,46 +229,19 @@ def check(d, ms, tol=1e-4):
     return errors
 
 
-def time_all(ms, rounds, repeat, budget_s, pause_s):
-    """``rounds`` rounds after one warm-up call each; in a round every method runs at least
-    ``repeat`` times (once if a run takes longer than ``budget_s``), and fast methods keep
-    running until ``budget_s`` is spent (at most 100 runs): on a shared machine the best of many
-    short runs is what finds the quiet moments, for the limits and the kernels alike.
-    Returns label → list of seconds."""
-    times = {name: [] for name in ms}
-    for _, fn, _, _ in ms.values():
-        fn()
-    for _ in range(rounds):
-        for name, (_, fn, _, _) in ms.items():
-            time.sleep(pause_s)
-            spent, n = 0.0, 0
-            while n < 100 and (n < repeat or spent < budget_s):
-                t0 = time.perf_counter()
-                fn()
-                dt = time.perf_counter() - t0
-                times[name].append(dt)
-                spent, n = spent + dt, n + 1
-                if dt > budget_s:
-                    break
-    return times
-
-
 def rows_for(T, D, ms, times, errors):
     """Rows of one size; "fraction_of_limit" is filled in by :func:`apply_limits`."""
-    best = {name: min(ts) for name, ts in times.items()}
-    loop = best["torch python loop"]
+    loop = times["torch python loop"].best
     rows = []
     for name, (kind, _, nbytes, inp) in ms.items():
-        gbs = nbytes / best[name] / 1e9
+        best = times[name].best
         rows.append({
             "T": T, "D": D, "kind": kind, "method": name, "a": inp,
-            "best_ms": 1e3 * best[name],
-            "median_ms": 1e3 * statistics.median(times[name]),
-            "runs": len(times[name]),
+            **times[name].as_row(),
             "bytes": nbytes,
-            "gb_per_s": gbs,
+            "gb_per_s": nbytes / best / 1e9,
             "fraction_of_limit": None,
-            "speedup_vs_torch_loop": None if kind == "limit" else loop / best[name],
+            "speedup_vs_torch_loop": None if kind == "limit" else loop / best,
             "max_rel_error": errors.get(name),
         })
     return rows
@@ -317,22 +265,10 @@ def apply_limits(rows):
     return limits
 
 
-def table(rows) -> str:
-    head = (f"{'T×D':>10} {'method':52} {'a':8} {'best ms':>9} {'median ms':>9} {'runs':>4} "
-            f"{'GB/s':>6} {'% limit':>7} {'× loop':>7}")
-    lines = [head, "-" * len(head)]
-    last = None
-    for r in rows:
-        size = f"{r['T']}×{r['D']}"
-        if last is not None and size != last:
-            lines.append("")
-        last = size
-        lines.append(f"{size:>10} {r['method']:52} {r['a']:8} {r['best_ms']:9.3f} "
-                     f"{r['median_ms']:9.3f} {r['runs']:4d} {r['gb_per_s']:6.1f} "
-                     f"{100 * r['fraction_of_limit']:6.0f}% "
-                     + (f"{r['speedup_vs_torch_loop']:7.1f}" if r["speedup_vs_torch_loop"] else
-                        f"{'':>7}"))
-    return "\n".join(lines)
+COLUMNS = [("T×D", lambda r: f"{r['T']}×{r['D']}", ">10"), ("method", "method", "<52"),
+           ("a", "a", "<8"), ("best ms", "best_ms", ">9.3f"), ("median ms", "median_ms", ">9.3f"),
+           ("runs", "runs", ">4d"), ("GB/s", "gb_per_s", ">6.1f"),
+           ("% limit", "fraction_of_limit", ">7.0%"), ("× loop", "speedup_vs_torch_loop", ">7.1f")]
 
 
 def goals(rows, limits, full):
@@ -383,73 +319,41 @@ def goals(rows, limits, full):
     return out
 
 
-def goal_lines(gs) -> str:
-    word = {True: "MET", False: "MISSED", None: "not judged"}
-    return "\n".join(f"  [{word[g['met']]:>10}] {g['goal']}: {g['detail']}" for g in gs)
-
-
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="tiny sizes (64×32 and 512×4)")
-    ap.add_argument("--json", metavar="PATH", help="also write the header, rows and goals as JSON")
-    ap.add_argument("--rounds", type=int, default=None, help="timing rounds (default 3, quick 1)")
-    ap.add_argument("--repeat", type=int, default=3, help="least runs per method per round")
-    args = ap.parse_args(argv)
-
+    run = Run(parser(__doc__, "tiny sizes (64×32 and 512×4)").parse_args(argv))
     torch.set_num_threads(2)
-    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    sizes = QUICK if args.quick else FULL
-    rounds = args.rounds or (1 if args.quick else 3)
-    budget_s = 0.01 if args.quick else 0.3
+    sizes = QUICK if run.quick else FULL
     rows = []
     for T, D in sizes:
         d = setup(T, D)
         ms = methods(d)
         errors = check(d, ms)
-        times = time_all(ms, rounds, args.repeat, budget_s=budget_s,
-                         pause_s=0.0 if args.quick else 0.2)
+        times = run.time({name: fn for name, (_, fn, _, _) in ms.items()})
         rows += rows_for(T, D, ms, times, errors)
     limits = apply_limits(rows)
-    gs = goals(rows, limits, full=not args.quick)
-    big_mib = 4 if args.quick else 256
-    big = large_limits(big_mib)
+    gs = goals(rows, limits, full=not run.quick)
+    big_mib = 4 if run.quick else 256
+    big = large_limits(big_mib, run)
 
-    info = machine()
-    info["load_avg_1min"] = {"start": load_start,
-                             "end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
-    now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    info = run.machine(scipy=scipy.__version__)
     sizes_txt = ", ".join(f"T={T}×D={D}" for T, D in sizes)
-    header = [
-        f"Linear recurrence h_t = a_t h_(t-1) + b_t on the CPU — {now}",
-        f"load average (1 min) at start / end: {_load(info)} (this run adds 1-2; beyond that, "
-        "other jobs share the cores and 2-thread timings suffer most)",
-        f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, "
-        f"torch threads {info['torch_threads']}, numba threads {info['numba_threads']}",
-        f"python {info['python']}, numpy {info['numpy']}, numba {info['numba']}, "
-        f"torch {info['torch']}, scipy {info['scipy']}",
-        f"sizes: {sizes_txt}, float32, time-major (T, D); best of {rounds} round(s) of ≥ "
-        f"{args.repeat} runs (fast methods: as many as fit in {budget_s} s, ≤ 100) after a "
-        "warm-up",
+    print(run.header(
+        "Linear recurrence h_t = a_t h_(t-1) + b_t on the CPU", info,
+        f"sizes: {sizes_txt}, float32, time-major (T, D)",
         "a: 'varying' = a_t uniform in [0.5, 0.999); 'constant' = a = 0.9 for every t (lfilter "
         "takes only a constant a: a different, easier input)",
         "GB/s = (a, b read + h written) / best time (lfilter: b read + h written); % limit = of "
         "the best limit row on arrays of that byte size; × loop = torch python loop time / "
         "this time",
         f"limit rows use arrays of the benchmark's size (T·D·4 bytes each); for reference, at "
-        f"{big_mib} MiB per array: "
-        + ", ".join(f"{k} {v:.1f} GB/s" for k, v in big.items()),
-        "",
-    ]
-    print("\n".join(header) + table(rows))
-    print("\nGoals" + (" (quick sizes: not judged)" if args.quick else "") + ":")
-    print(goal_lines(gs))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"benchmark": "linear_recurrence_cpu", "date": now, "machine": info,
-                       "sizes": [{"T": T, "D": D} for T, D in sizes], "dtype": "float32",
-                       "limits_gb_per_s": {f"{T}x{D}": v for (T, D), v in limits.items()},
-                       "large_array_limits_gb_per_s": {"mib_per_array": big_mib, **big},
-                       "rows": rows, "goals": gs}, f, indent=2)
+        f"{big_mib} MiB per array: " + ", ".join(f"{k} {v:.1f} GB/s" for k, v in big.items()),
+    ) + table(rows, COLUMNS, group="T"))
+    print("\n" + goal_lines(gs, run.quick))
+    run.write_json("linear_recurrence_cpu", info, sizes=[{"T": T, "D": D} for T, D in sizes],
+                   dtype="float32",
+                   limits_gb_per_s={f"{T}x{D}": v for (T, D), v in limits.items()},
+                   large_array_limits_gb_per_s={"mib_per_array": big_mib, **big},
+                   rows=rows, goals=gs)
     return 0
 
 

@@ -30,24 +30,18 @@ GFLOP/s. Every form runs on one thread: NumPy's and Numba's per-token steps are 
 and Torch runs with ``torch.set_num_threads(1)`` — its (C, C) and (C, d) products are too small
 to share, and on a loaded 2-core machine a 2-thread Torch op of that size waits tens of
 milliseconds at its barrier (measured: a 64 × 64 matmul, 30 ms with 2 threads at load 6).
-Timing: the check is the warm-up; best and median of rounds. Goals: Numba ≥ 20× the
+Timing: the benchmarks' policy (``benchmarks/README.md``). Goals: Numba ≥ 20× the
 NumPy reference; Torch chunked ≥ 5× the Torch per-token loop (judged only for the full size).
 One run on a shared machine: ±15 % is noise; quote the load average.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
-import json
-import statistics
 import sys
-import time
 
 import numpy as np
 import torch
-from _common import load_average as _load
-from _common import machine
+from _common import Run, goal_lines, parser, table
 
 from minirec.memory import numba_cpu, torch_ops
 from minirec.memory import reference as ref
@@ -69,16 +63,6 @@ def inputs(T, d, seed=0):
     k, v, q = unit(T), rng.standard_normal((T, d)), unit(T)
     gates = tuple(np.full(T, GATES[n]) for n in ("eta", "theta", "alpha"))
     return k, v, q, gates
-
-
-def best_and_median(fn, rounds, repeat):
-    times = []
-    for _ in range(rounds):
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-    return min(times), statistics.median(times)
 
 
 def methods(k, v, q, gates, chunk, device="cpu"):
@@ -115,97 +99,78 @@ def _as_numpy(y):
     return y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y
 
 
-def measure(size, rounds, repeat, device="cpu"):
+def measure(size, run, device="cpu"):
     T, d, chunk = size["T"], size["d"], size["chunk"]
     k, v, q, gates = inputs(T, d)
-    rows = []
+    ms = methods(k, v, q, gates, chunk, device)
     with torch.no_grad():
-        for name, (fn, expected) in methods(k, v, q, gates, chunk, device).items():
+        errors = {}
+        for name, (fn, expected) in ms.items():
             err = float(np.max(np.abs(_as_numpy(fn()) - expected)) / np.max(np.abs(expected)))
             if not err < 1e-3:
                 raise AssertionError(f"{name}: relative error {err:.2e} against the float64 "
                                      "reference")
-            reps = 1 if name.startswith(("numpy reference (", "torch per-token")) else repeat
-            best, median = best_and_median(fn, rounds, reps)
-            rows.append({"method": name, "device": device, "T": T, "d": d, "chunk": chunk,
-                         "best_ms": best * 1e3, "median_ms": median * 1e3,
-                         "tokens_per_s": T / best, "gflop_per_s": 8 * d * d * T / best / 1e9,
-                         "rel_err": err})
-    return rows
+            errors[name] = err
+        times = run.time({name: fn for name, (fn, _) in ms.items()})
+    return [{"method": name, "device": device, "T": T, "d": d, "chunk": chunk,
+             **times[name].as_row(), "tokens_per_s": T / times[name].best,
+             "gflop_per_s": 8 * d * d * T / times[name].best / 1e9, "rel_err": errors[name]}
+            for name in ms]
 
 
-def goals(rows, judged):
+def goals(rows, run):
     by = {r["method"]: r for r in rows if r["device"] == "cpu"}
     out = []
     for fast, slow, want in GOALS:
         ratio = by[slow]["best_ms"] / by[fast]["best_ms"]
-        out.append({"fast": fast, "slow": slow, "goal": want, "ratio": ratio,
-                    "met": (ratio >= want) if judged else None})
+        out.append({**run.goal(f"{fast} ≥ {want:g}× {slow}", ratio >= want, f"{ratio:.1f}×"),
+                    "fast": fast, "slow": slow, "ratio": ratio})
     return out
 
 
-def table(rows):
+COLUMNS = [("method", "method", "<30"), ("device", "device", "<6"), ("best ms", "best_ms", ">10.2f"),
+           ("median ms", "median_ms", ">10.2f"), ("runs", "runs", ">4d"),
+           ("tokens/s", "tokens_per_s", ">12,.0f"), ("GFLOP/s", "gflop_per_s", ">8.2f"),
+           ("× numpy ref", "vs_numpy", ">11.1f"), ("× torch loop", "vs_loop", ">12.1f"),
+           ("rel err", "rel_err", ">8.1e")]
+
+
+def table_of(rows):
+    """The rows with their ratios to the NumPy reference (CPU rows) and to the Torch loop of
+    the same device."""
     base = {r["device"]: r["best_ms"] for r in rows if r["method"] == "torch per-token loop"}
     numpy_ms = next((r["best_ms"] for r in rows if r["method"] == "numpy reference (per token)"),
                     None)
-    head = f"{'method':30} {'device':6} {'best ms':>10} {'median ms':>10} {'tokens/s':>12} " \
-           f"{'GFLOP/s':>8} {'× numpy ref':>11} {'× torch loop':>12} {'rel err':>8}"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        vs_np = f"{numpy_ms / r['best_ms']:11.1f}" if numpy_ms and r["device"] == "cpu" \
-            else f"{'-':>11}"
-        lines.append(f"{r['method']:30} {r['device']:6} {r['best_ms']:10.2f} "
-                     f"{r['median_ms']:10.2f} {r['tokens_per_s']:12,.0f} {r['gflop_per_s']:8.2f} "
-                     f"{vs_np} {base[r['device']] / r['best_ms']:12.1f} {r['rel_err']:8.1e}")
-    return "\n".join(lines)
+    shown = [{**r, "vs_numpy": numpy_ms / r["best_ms"] if numpy_ms and r["device"] == "cpu"
+              else None, "vs_loop": base[r["device"]] / r["best_ms"]} for r in rows]
+    return table(shown, COLUMNS)
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="tiny size (T=256, d=16, chunk 16)")
-    ap.add_argument("--json", metavar="PATH", help="also write the header and rows as JSON")
-    ap.add_argument("--rounds", type=int, default=None, help="timing rounds (default 3, quick 1)")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per round of the fast methods")
-    args = ap.parse_args(argv)
-
+    run = Run(parser(__doc__, "tiny size (T=256, d=16, chunk 16)").parse_args(argv))
     torch.set_num_threads(1)     # every form compared runs on one thread (see the docstring)
-    load_start = _load()
-    size = QUICK if args.quick else FULL
-    rounds = args.rounds or (1 if args.quick else 3)
-    rows = measure(size, rounds, args.repeat)
-    met = goals(rows, judged=not args.quick)
-    info = machine()
-    info["load_avg_1min"] = {"start": load_start, "end": _load()}
-    now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    print(f"Titans linear memory on the CPU — {now}")
-    loads = (load_start, info["load_avg_1min"]["end"])
-    print("load average (1 min) at start / end: "
-          + " / ".join("n/a" if x is None else f"{x:.2f}" for x in loads))
-    print(f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, torch threads "
-          f"{info['torch_threads']}; numpy {info['numpy']}, numba {info['numba']}, torch "
-          f"{info['torch']}")
-    print(f"size: T={size['T']}, d_k=d_v={size['d']}, chunk={size['chunk']}, float32; gates "
-          f"η={GATES['eta']}, θ={GATES['theta']}, α={GATES['alpha']}; best of {rounds} round(s)\n")
-    print(table(rows))
-    print("\nGoals" + (" (not judged at --quick size)" if args.quick else "") + ":")
-    for g in met:
-        verdict = "not judged" if g["met"] is None else ("met" if g["met"] else "NOT met")
-        print(f"  {g['fast']} ≥ {g['goal']:g}× {g['slow']}: {g['ratio']:.1f}× — {verdict}")
+    size = QUICK if run.quick else FULL
+    rows = measure(size, run)
+    met = goals(rows, run)
+    info = run.machine()
+    print(run.header(
+        "Titans linear memory on the CPU", info,
+        f"size: T={size['T']}, d_k=d_v={size['d']}, chunk={size['chunk']}, float32; gates "
+        f"η={GATES['eta']}, θ={GATES['theta']}, α={GATES['alpha']}",
+    ) + table_of(rows))
+    print("\n" + goal_lines(met, run.quick))
 
     gpu_rows = []
     print("\nGPU:")
     if torch.cuda.is_available():
-        gpu_rows = measure(size, rounds, args.repeat, device="cuda")
+        gpu_rows = measure(size, run, device="cuda")
         print(f"  {torch.cuda.get_device_name()}")
-        print(table(gpu_rows))
+        print(table_of(gpu_rows))
     else:
         print("  no GPU: the GPU section (torch per-token loop and chunked form on CUDA) is "
               "skipped")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"benchmark": "memory_cpu", "date": now, "machine": info, "size": size,
-                       "gates": GATES, "dtype": "float32", "rows": rows, "goals": met,
-                       "gpu_rows": gpu_rows}, f, indent=2)
+    run.write_json("memory_cpu", info, size=size, gates=GATES, dtype="float32", rows=rows,
+                   goals=met, gpu_rows=gpu_rows)
     return 0
 
 

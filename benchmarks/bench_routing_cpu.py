@@ -24,22 +24,16 @@ Rows (float32 inputs laid out before timing):
 
 "fraction of dense" = time / the dense mixture's time in the same library (NumPy for the numpy
 and numba rows, Torch for the torch rows). Every routed output is checked against the NumPy
-reference before timing. One run on a shared machine: ±15 % is noise; the load average is in
-the header.
+reference before timing. Timing: the benchmarks' policy (``benchmarks/README.md``). Goal (judged
+at the full size only): the Numba routed layer at most 0.5 of the NumPy dense mixture. One run
+on a shared machine: ±15 % is noise; the load average is in the header.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
-import json
-import os
-import statistics
-import time
-
 import numpy as np
 import torch
-from _common import machine
+from _common import Run, goal_lines, parser, table
 
 import minirec.routing as routing
 from minirec.routing import reference as ref
@@ -107,7 +101,8 @@ def methods(s):
 
 
 def check(s, ms):
-    """Routed outputs against the float64 NumPy reference (same choices, same capacity)."""
+    """Routed outputs against the float64 NumPy reference (same choices, same capacity), before
+    anything is timed."""
     x64, l64, W64 = (s[n].astype(np.float64) for n in ("x", "logits", "W"))
     experts = [lambda u, e=e: u @ W64[e] for e in range(s["E"])]
     expect, *_ = ref.moe_layer(x64, l64, experts, s["k"], capacity=s["C"])
@@ -123,84 +118,45 @@ def check(s, ms):
     return errors
 
 
-def time_all(ms, rounds, repeat, budget_s):
-    times = {name: [] for name in ms}
-    for _ in range(rounds):
-        for name, (_, fn) in ms.items():
-            for i in range(repeat):
-                if i and times[name][-1] >= budget_s:
-                    break
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
-    return times
-
-
-def measure(size, rounds, repeat):
+def measure(size, run):
     s = setup(size)
     ms = methods(s)
-    errors = check(s, ms)                                         # also the warm-up
-    times = time_all(ms, rounds, repeat, budget_s=2.0)
-    dense = {"numpy": min(times["dense mixture"]), "torch": min(times["dense mixture "])}
+    errors = check(s, ms)
+    times = run.time({name: fn for name, (_, fn) in ms.items()})
+    dense = {"numpy": times["dense mixture"].best, "torch": times["dense mixture "].best}
     rows = []
     for name, (lib, _) in ms.items():
-        best = min(times[name])
         rows.append({"method": name.strip() + (" (torch)" if name.endswith(" ") else ""),
-                     "library": lib, "best_ms": 1e3 * best,
-                     "median_ms": 1e3 * statistics.median(times[name]), "runs": len(times[name]),
-                     "fraction_of_dense": best / dense[lib],
+                     "library": lib, **times[name].as_row(),
+                     "fraction_of_dense": times[name].best / dense[lib],
                      "max_rel_error": errors.get(name)})
     return rows, s["C"]
 
 
-def table(rows) -> str:
-    head = f"{'method':28} {'library':7} {'best ms':>10} {'median ms':>10} {'runs':>4} {'of dense':>9}"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(f"{r['method']:28} {r['library']:7} {r['best_ms']:10.2f} {r['median_ms']:10.2f} "
-                     f"{r['runs']:4d} {r['fraction_of_dense']:9.3f}")
-    return "\n".join(lines)
+COLUMNS = [("method", "method", "<28"), ("library", "library", "<7"),
+           ("best ms", "best_ms", ">10.2f"), ("median ms", "median_ms", ">10.2f"),
+           ("runs", "runs", ">4d"), ("of dense", "fraction_of_dense", ">9.3f")]
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="tiny sizes (N=512, E=4, d=16)")
-    ap.add_argument("--json", metavar="PATH", help="also write the header and rows as JSON")
-    ap.add_argument("--rounds", type=int, default=None, help="timing rounds (default 3, quick 1)")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per method per round")
-    args = ap.parse_args(argv)
-
+    run = Run(parser(__doc__, "tiny sizes (N=512, E=4, d=16)").parse_args(argv))
     torch.set_num_threads(2)
-    load_start = os.getloadavg()[0]
-    size = QUICK if args.quick else FULL
-    rounds = args.rounds or (1 if args.quick else 3)
-    rows, C = measure(size, rounds, args.repeat)
-    info = machine()
-    info["load_avg_1min"] = {"start": load_start, "end": os.getloadavg()[0]}
-    now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    by = {r["method"]: r for r in rows}
-    goal_met = by["routed, numba"]["fraction_of_dense"] <= 0.5
-    print("\n".join([
-        f"Top-k MoE routing on the CPU — {now}",
-        f"load average (1 min) at start / end: {load_start:.2f} / {info['load_avg_1min']['end']:.2f}",
-        f"machine: {info['cpu']}, {info['logical_cpus']} logical CPUs, torch threads "
-        f"{info['torch_threads']}, numba threads {info['numba_threads']}",
-        f"python {info['python']}, numpy {info['numpy']}, numba {info['numba']}, torch {info['torch']}",
-        f"sizes: N={size['N']} tokens, E={size['E']} experts, k={size['k']}, d={size['d']}, float32, "
-        f"one (d, d) matrix per expert; capacity factor {CAPACITY_FACTOR} → C={C}; best of "
-        f"{rounds} round(s) × up to {args.repeat} runs (the check is the warm-up)",
+    size = QUICK if run.quick else FULL
+    rows, C = measure(size, run)
+    info = run.machine()
+    numba_fraction = next(r for r in rows if r["method"] == "routed, numba")["fraction_of_dense"]
+    goals = [run.goal(GOAL, numba_fraction <= 0.5, f"{numba_fraction:.3f} of the dense mixture")]
+    print(run.header(
+        "Top-k MoE routing on the CPU", info,
+        f"sizes: N={size['N']} tokens, E={size['E']} experts, k={size['k']}, d={size['d']}, "
+        f"float32, one (d, d) matrix per expert; capacity factor {CAPACITY_FACTOR} → C={C}",
         "of dense: time / the dense mixture's time in the same library (numpy or torch)",
-        "",
-    ]) + table(rows))
+    ) + table(rows, COLUMNS))
     print(f"\nfloor of the routed products: {CAPACITY_FACTOR} · k / E = "
           f"{CAPACITY_FACTOR * size['k'] / size['E']:.3f} of the dense products")
-    print(f"goal: {GOAL}: {'met' if goal_met else 'NOT met'} "
-          f"({by['routed, numba']['fraction_of_dense']:.3f})")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"benchmark": "routing_cpu", "date": now, "machine": info, "size": size,
-                       "capacity": C, "capacity_factor": CAPACITY_FACTOR, "dtype": "float32",
-                       "rows": rows, "goals": [{"goal": GOAL, "met": goal_met}]}, f, indent=2)
+    print(goal_lines(goals, run.quick))
+    run.write_json("routing_cpu", info, size=size, capacity=C, capacity_factor=CAPACITY_FACTOR,
+                   dtype="float32", rows=rows, goals=goals)
     return 0
 
 

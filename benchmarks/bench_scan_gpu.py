@@ -29,7 +29,8 @@ waited on before it is read. torch's and numba's default streams are both the le
 stream, which orders the numba kernels between the two events; if torch runs on another stream,
 the numba calls end with a ``cuda.synchronize()``. Effective GB/s = (a, b read + h written) /
 time. Each output is checked against a float64 CPU reference (minirec's Numba CPU kernel)
-before timing. A warm-up (kernel compilation, allocator) precedes the timed runs.
+before timing. Timing: the benchmarks' policy (``benchmarks/README.md``; the warm-up compiles
+the kernels and fills the allocator), with the CUDA-event timer.
 
 ``--device cpu`` runs the same code on the CPU (perf_counter instead of events, no Numba CUDA
 row): a dry run of the script's logic for development, not a GPU measurement.
@@ -37,17 +38,13 @@ row): a dry run of the script's logic for development, not a GPU measurement.
 
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
-import json
-import os
-import platform
-import statistics
 import sys
-import time
 
 import numpy as np
 import torch
+from _common import Run, parser, table
+
+from minirec._timing import wall_time
 
 FULL = {"T": (2**12, 2**16, 2**20), "D": (1, 64, 256)}
 QUICK = {"T": (2**8, 2**10), "D": (1, 8)}
@@ -58,17 +55,9 @@ NO_GOAL = ("GB/s of each scan against the card's copy_ bandwidth and the time ag
            "Python loop are shown; no target is set yet")
 
 
-def machine(device) -> dict:
-    import numba
-    info = {
-        "host_cpu": platform.processor() or platform.machine(),
-        "logical_cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "torch": torch.__version__,
-        "device": str(device),
-    }
+def gpu_info(device) -> dict:
+    """The device, and for a CUDA device its name, memory, SMs and CUDA version."""
+    info = {"device": str(device)}
     if device.type == "cuda":
         p = torch.cuda.get_device_properties(device)
         info.update(gpu=p.name, gpu_memory_gib=round(p.total_memory / 2**30, 1),
@@ -92,13 +81,9 @@ def numba_cuda_module():
 # --------------------------------------------------------------------------------------------
 
 def make_timer(device):
-    """fn → seconds for one call of fn: CUDA events on a GPU, perf_counter on the CPU."""
+    """fn → seconds for one call of fn: CUDA events on a GPU, the wall clock on the CPU."""
     if device.type != "cuda":
-        def cpu_time(fn):
-            t0 = time.perf_counter()
-            fn()
-            return time.perf_counter() - t0
-        return cpu_time
+        return wall_time
 
     def gpu_time(fn):
         start = torch.cuda.Event(enable_timing=True)
@@ -112,22 +97,12 @@ def make_timer(device):
     return gpu_time
 
 
-def best_of(fn, timer, repeat, budget_s):
-    """Warm-up, then up to ``repeat`` timed calls (one more only while a call is under
-    ``budget_s``). Returns the list of seconds."""
-    fn()
-    times = [timer(fn)]
-    while len(times) < repeat and min(times) < budget_s:
-        times.append(timer(fn))
-    return times
-
-
-def copy_limit(device, timer, repeat, nbytes):
+def copy_limit(device, run, timer, nbytes):
     n = nbytes // 4
     src = torch.ones(n, dtype=torch.float32, device=device)
     dst = torch.empty_like(src)
-    times = best_of(lambda: dst.copy_(src), timer, repeat, budget_s=10.0)
-    return 2 * nbytes / min(times) / 1e9
+    best = run.time({"copy": lambda: dst.copy_(src)}, timer=timer)["copy"].best
+    return 2 * nbytes / best / 1e9
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,7 +193,7 @@ def reference(a, b):
     return numba_cpu.linear_recurrence(a64, b64, method="sequential")
 
 
-def measure(T, D, device, nc, timer, repeat, loop_max_t, loop_step, tol=1e-4):
+def measure(T, D, device, nc, run, timer, loop_max_t, loop_step, tol=1e-4):
     g = torch.Generator(device=device).manual_seed(T * 1000 + D)
     a = 0.5 + 0.499 * torch.rand((T, D), generator=g, device=device)
     b = torch.randn((T, D), generator=g, device=device)
@@ -234,14 +209,13 @@ def measure(T, D, device, nc, timer, repeat, loop_max_t, loop_step, tol=1e-4):
         errors[name] = err
     del ref
     nbytes = 3 * T * D * 4
+    times = run.time(ms, timer=timer)
     rows = []
-    for name, fn in ms.items():
-        times = best_of(fn, timer, repeat, budget_s=0.5)
-        best = min(times)
+    for name in ms:
+        best = times[name].best
         if name == "torch python loop":
             loop_step[D] = best / T
-        rows.append({"T": T, "D": D, "method": name, "best_ms": 1e3 * best,
-                     "median_ms": 1e3 * statistics.median(times), "runs": len(times),
+        rows.append({"T": T, "D": D, "method": name, **times[name].as_row(),
                      "gb_per_s": nbytes / best / 1e9, "estimated": False,
                      "max_rel_error": errors[name]})
     if "torch python loop" not in ms and D in loop_step:
@@ -258,65 +232,48 @@ def measure(T, D, device, nc, timer, repeat, loop_max_t, loop_step, tol=1e-4):
     return rows
 
 
-def table(rows, limit) -> str:
-    head = (f"{'T':>8} {'D':>4} {'method':46} {'best ms':>10} {'median ms':>10} {'runs':>4} "
-            f"{'GB/s':>8} {'% copy':>7} {'× loop':>8}")
-    lines = [head, "-" * len(head)]
-    last = None
-    for r in rows:
-        if last is not None and (r["T"], r["D"]) != last:
-            lines.append("")
-        last = (r["T"], r["D"])
-        med = "est." if r["estimated"] else f"{r['median_ms']:.3f}"
-        sp = "" if r["speedup_vs_torch_loop"] is None else f"{r['speedup_vs_torch_loop']:.1f}"
-        lines.append(f"{r['T']:8d} {r['D']:4d} {r['method']:46} {r['best_ms']:10.3f} {med:>10} "
-                     f"{r['runs']:4d} {r['gb_per_s']:8.1f} {100 * r['gb_per_s'] / limit:6.1f}% "
-                     f"{sp:>8}")
-    return "\n".join(lines)
+def columns(limit):
+    return [("T", "T", ">8d"), ("D", "D", ">4d"), ("method", "method", "<46"),
+            ("best ms", "best_ms", ">10.3f"),
+            ("median ms", lambda r: "est." if r["estimated"] else f"{r['median_ms']:.3f}", ">10"),
+            ("runs", "runs", ">4d"), ("GB/s", "gb_per_s", ">8.1f"),
+            ("% copy", lambda r: r["gb_per_s"] / limit, ">7.1%"),
+            ("× loop", "speedup_vs_torch_loop", ">8.1f")]
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="small sizes (T=256, 1024 × D=1, 8)")
-    ap.add_argument("--json", metavar="PATH", help="also write the header and rows as JSON")
-    ap.add_argument("--repeat", type=int, default=10, help="timed runs per method and size")
+    ap = parser(__doc__, "small sizes (T=256, 1024 × D=1, 8)")
     ap.add_argument("--loop-max-t", type=int, default=2**16,
                     help="largest T at which the Torch Python loop is run (above: estimated)")
     ap.add_argument("--device", default="cuda",
                     help="'cpu' dry-runs the script's logic on the CPU (not a GPU measurement)")
-    args = ap.parse_args(argv)
-
-    now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    run = Run(ap.parse_args(argv))
+    args = run.args
     device = torch.device(args.device)
+    title = "Linear recurrence h_t = a_t h_(t-1) + b_t on a GPU"
     if device.type == "cuda" and not torch.cuda.is_available():
-        print(f"Linear recurrence on a GPU — {now}\n{NO_GPU}")
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump({"benchmark": "scan_gpu", "date": now, "gpu": None,
-                           "message": NO_GPU, "rows": [], "goals": [], "no_goal": NO_GOAL}, f,
-                          indent=2)
+        print(f"{title} — {run.date}\n{NO_GPU}")
+        run.write_json("scan_gpu", run.machine(), gpu=None, message=NO_GPU, rows=[], goals=[],
+                       no_goal=NO_GOAL)
         return 0
 
-    size = QUICK if args.quick else FULL
+    size = QUICK if run.quick else FULL
     nc, why = numba_cuda_module() if device.type == "cuda" else (None, "--device cpu")
     timer = make_timer(device)
-    copy_bytes = COPY_BYTES["quick" if args.quick else "full"]
-    limit = copy_limit(device, timer, args.repeat, copy_bytes)
+    copy_bytes = COPY_BYTES["quick" if run.quick else "full"]
+    limit = copy_limit(device, run, timer, copy_bytes)
     rows, loop_step = [], {}
     for T in size["T"]:
         for D in size["D"]:
-            rows += measure(T, D, device, nc, timer, args.repeat, args.loop_max_t, loop_step)
+            rows += measure(T, D, device, nc, run, timer, args.loop_max_t, loop_step)
 
-    info = machine(device)
+    info = run.machine(**gpu_info(device))
     what = (f"GPU: {info['gpu']}, {info['gpu_memory_gib']} GiB, {info['gpu_sms']} SMs, CUDA "
             f"{info['cuda']}" if device.type == "cuda"
             else "device: CPU (--device cpu: a dry run of the logic, not a GPU measurement)")
-    header = [
-        f"Linear recurrence h_t = a_t h_(t-1) + b_t on a GPU — {now}",
+    lines = [
         what,
-        f"python {info['python']}, numpy {info['numpy']}, numba {info['numba']}, "
-        f"torch {info['torch']}",
-        f"float32, time-major (T, D); best of up to {args.repeat} runs after a warm-up, "
+        "float32, time-major (T, D); "
         + ("CUDA-event GPU times" if device.type == "cuda" else "perf_counter times"),
         f"copy limit: dst.copy_(src), 2 × {copy_bytes // 2**20} MiB: {limit:.1f} GB/s "
         "(read + write); GB/s = (a, b read + h written) / best time; × loop = Torch Python "
@@ -325,15 +282,13 @@ def main(argv=None):
         "at the largest T run (same D)",
     ]
     if nc is None:
-        header.append(f"numba cuda scan: not run ({why})")
-    print("\n".join(header) + "\n\n" + table(rows, limit))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"benchmark": "scan_gpu", "date": now, "machine": info,
-                       "copy_gb_per_s": limit, "dtype": "float32",
-                       "sizes": {"T": list(size["T"]), "D": list(size["D"])},
-                       "loop_max_t": args.loop_max_t, "numba_cuda": nc is not None,
-                       "rows": rows, "goals": [], "no_goal": NO_GOAL}, f, indent=2)
+        lines.append(f"numba cuda scan: not run ({why})")
+    print(run.header(title, info, *lines)
+          + table(rows, columns(limit), group=lambda r: (r["T"], r["D"])))
+    run.write_json("scan_gpu", info, gpu=info.get("gpu"), copy_gb_per_s=limit, dtype="float32",
+                   sizes={"T": list(size["T"]), "D": list(size["D"])},
+                   loop_max_t=args.loop_max_t, numba_cuda=nc is not None, rows=rows, goals=[],
+                   no_goal=NO_GOAL)
     return 0
 
 

@@ -21,22 +21,17 @@ name says "fwd+bwd"):
 The machine's limit: the fused kernel evaluates T·B·D·N exponentials; ``exp limit`` is the time
 of one NumPy ``np.exp`` over a float32 array of that size (one thread, vectorised), the floor for
 a single thread that must compute them. Ratios "× loop" = torch loop time / method time; "× exp"
-= method time / exp-limit time. One run on a shared machine: ±15 % is noise; the load average
-is printed at the start and end.
+= method time / exp-limit time. Timing: the benchmarks' policy (``benchmarks/README.md``). One
+run on a shared machine: ±15 % is noise; the load average is printed at the start and end.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
-import json
-import os
-import platform
-import statistics
-import time
+import sys
 
 import numpy as np
 import torch
+from _common import Run, parser, table
 
 from minirec import ssm
 from minirec.ssm import reference as ref
@@ -54,17 +49,6 @@ def _inputs(T, B, D, N, seed=0):
               -np.tile(np.arange(1.0, N + 1), (D, 1)), rng.normal(size=(T, B, N)),
               rng.normal(size=(T, B, N)))
     return [np.ascontiguousarray(a, dtype=np.float32) for a in arrays]
-
-
-def _timed(fn, rounds, repeat):
-    fn()                                                            # warm-up (and compile)
-    times = []
-    for _ in range(rounds):
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-    return min(times), statistics.median(times)
 
 
 def _methods(arrays):
@@ -113,62 +97,46 @@ def _check(arrays):
             raise AssertionError(f"{name}: relative error {err:.1e} against the reference")
 
 
-def run(size, rounds, repeat):
+def measure(size, run):
     rows = []
     for T in size["T"]:
         arrays = _inputs(T, size["B"], size["D"], size["N"])
         _check(arrays)
-        times = {name: _timed(fn, rounds, repeat) for name, fn in _methods(arrays).items()}
-        loop_fwd, loop_bwd = times["torch loop"][0], times["torch loop fwd+bwd"][0]
+        times = run.time(_methods(arrays))
+        loop_fwd, loop_bwd = times["torch loop"].best, times["torch loop fwd+bwd"].best
         for name in METHODS:
-            best, median = times[name]
+            best = times[name].best
             loop = loop_bwd if name.endswith("fwd+bwd") else loop_fwd
-            rows.append({"T": T, "method": name, "best_ms": best * 1e3, "median_ms": median * 1e3,
+            rows.append({"T": T, "method": name, **times[name].as_row(),
                          "x_loop": loop / best if name != "exp limit" else None,
-                         "x_exp": best / times["exp limit"][0]})
+                         "x_exp": best / times["exp limit"].best})
     return rows
 
 
-def _table(rows, size):
-    lines = [f"B = {size['B']}, D = {size['D']}, N = {size['N']}, float32; best of rounds "
-             "(median); × loop = Torch loop time / time (fwd, or fwd+bwd rows against the loop's "
-             "fwd+bwd); × exp = time / one np.exp over T·B·D·N floats",
-             f"{'T':>6}  {'method':24s} {'best ms':>9} {'median ms':>10} {'× loop':>8} {'× exp':>7}"]
-    for r in rows:
-        x_loop = f"{r['x_loop']:8.1f}" if r["x_loop"] is not None else f"{'-':>8}"
-        lines.append(f"{r['T']:>6}  {r['method']:24s} {r['best_ms']:9.2f} {r['median_ms']:10.2f} "
-                     f"{x_loop} {r['x_exp']:7.2f}")
-    return lines
+COLUMNS = [("T", "T", ">6d"), ("method", "method", "<24"), ("best ms", "best_ms", ">9.2f"),
+           ("median ms", "median_ms", ">10.2f"), ("runs", "runs", ">4d"),
+           ("× loop", "x_loop", ">8.1f"), ("× exp", "x_exp", ">7.2f")]
+NO_GOAL = ("no numeric goal: the table shows what the Torch Function's reverse-scan backward saves "
+           "against autograd through a loop, and how far each forward is from the exp limit")
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="tiny sizes (T = 16, 64)")
-    ap.add_argument("--json", metavar="PATH", help="also write the header and rows as JSON")
-    ap.add_argument("--rounds", type=int, default=None, help="timing rounds (default 3, quick 1)")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per method per round")
-    args = ap.parse_args(argv)
-    size = QUICK if args.quick else FULL
-    rounds = args.rounds or (1 if args.quick else 3)
+    run = Run(parser(__doc__, "tiny sizes (T = 16, 64)").parse_args(argv))
+    size = QUICK if run.quick else FULL
     torch.set_num_threads(1)
-    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    info = {"machine": platform.machine(), "cpus": os.cpu_count(), "numpy": np.__version__,
-            "torch": torch.__version__, "load_start": load_start}
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}, "
-          f"torch {torch.__version__} (1 thread), load average {load_start}")
-    rows = run(size, rounds, args.repeat)
-    info["load_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    for line in _table(rows, size):
-        print(line)
-    print(f"load average at the end: {info['load_end']}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"benchmark": "ssm_cpu", "date": _dt.datetime.now(_dt.UTC).isoformat(),
-                       "machine": info, "size": size, "rows": rows, "goals": [],
-                       "no_goal": "no numeric goal: the table shows what the Torch Function's "
-                                  "reverse-scan backward saves against autograd through a loop, "
-                                  "and how far each forward is from the exp limit"}, f, indent=1)
+    rows = measure(size, run)
+    info = run.machine()
+    print(run.header(
+        "The selective scan on the CPU", info,
+        f"size: T={', '.join(map(str, size['T']))}; B={size['B']}, D={size['D']}, "
+        f"N={size['N']}, float32",
+        "× loop = Torch loop time / time (fwd, or fwd+bwd rows against the loop's fwd+bwd); "
+        "× exp = time / one np.exp over T·B·D·N floats",
+    ) + table(rows, COLUMNS, group="T"))
+    run.write_json("ssm_cpu", info, size={**size, "T": list(size["T"])}, dtype="float32",
+                   rows=rows, goals=[], no_goal=NO_GOAL)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

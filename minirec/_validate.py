@@ -18,7 +18,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["Shapes", "is_torch", "require_float", "require_keys", "require_positive_int"]
+__all__ = ["SUPPORTED_DTYPES", "Shapes", "is_torch", "require_float", "require_keys",
+           "require_positive_int"]
 
 
 def is_torch(value) -> bool:
@@ -30,26 +31,28 @@ def _dtype_name(value) -> str:
     return str(value.dtype).replace("torch.", "")
 
 
+SUPPORTED_DTYPES = ("float32", "float64")
+
+
 def require_float(name: str, value):
-    """Return ``value`` as a floating-point array (NumPy) or tensor (torch), or raise TypeError.
+    """Return ``value`` as a float32 or float64 array (NumPy) or tensor (torch), or raise
+    TypeError naming ``name``, its dtype and the supported ones.
 
     Lists are converted with ``np.asarray``. Integer and boolean arrays are refused rather than
     silently promoted: an integer input to a recurrent cell is almost always a bug (token ids
-    where embeddings were meant).
+    where embeddings were meant). float16, bfloat16 and complex are refused the same way in
+    every mechanism (the convention sheet, rule 6): a recurrence over many steps in half
+    precision is not what these kernels are written or tested for.
     """
     if is_torch(value):
-        if not value.dtype.is_floating_point:
-            raise TypeError(
-                f"{name} must be a floating-point tensor (float32 or float64); "
-                f"got dtype {_dtype_name(value)}"
-            )
-        return value
-    arr = np.asarray(value)
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise TypeError(
-            f"{name} must be a floating-point array (float32 or float64); got dtype {arr.dtype}"
-        )
-    return arr
+        kind = "tensor"
+    else:
+        value = np.asarray(value)
+        kind = "array"
+    if _dtype_name(value) not in SUPPORTED_DTYPES:
+        raise TypeError(f"{name} must be a floating-point {kind} (float32 or float64); "
+                        f"got dtype {_dtype_name(value)}")
+    return value
 
 
 def require_keys(name: str, mapping, keys: Sequence[str], hint: str = ""):

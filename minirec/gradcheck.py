@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minirec.check import CheckFailed
+from minirec._errors import CheckFailed
 
 __all__ = ["numerical_gradient", "rel_error", "check_gradients", "GradientReport", "TINY"]
 

@@ -13,8 +13,9 @@ does not compare (tagged ``nbval-ignore-output``); performance is measured in ``
 from __future__ import annotations
 
 import inspect
-import time
 from collections.abc import Callable
+
+from minirec._timing import time_call
 
 __all__ = ["best_time", "show", "torch_on_one_thread"]
 
@@ -26,16 +27,13 @@ def show(obj) -> None:
 
 def best_time(fn: Callable[[], object], repeat: int = 3) -> float:
     """Seconds of the fastest of ``repeat`` calls of ``fn()``, after one warm-up call (which
-    also compiles a Numba kernel or loads it from the cache)."""
+    also compiles a Numba kernel or loads it from the cache).
+
+    The benchmarks' policy (:mod:`minirec._timing`), sized for a lesson: ``repeat`` rounds of
+    one call each, and the best quoted."""
     if repeat < 1:
         raise ValueError(f"repeat must be at least 1; got {repeat}")
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+    return time_call(fn, rounds=repeat, budget_s=0.0, max_calls=1, warmup=1).best
 
 
 def torch_on_one_thread() -> None:

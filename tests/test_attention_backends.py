@@ -14,28 +14,14 @@ import torch
 import minirec.attention as att
 from minirec.attention import reference as ref
 
+try:  # `python -m pytest` (the repository root on sys.path) or plain `pytest` (tests/ on it)
+    from tests._close import assert_close
+except ImportError:
+    from _close import assert_close
+
 STEPS = [1, 2, 7, 63, 300]
 TOL = {np.float64: 1e-10, np.float32: 1e-5}
 DTYPES = pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-
-
-def assert_close(got, want, dtype, name=""):
-    """NumPy array of ``dtype`` with |got − want| ≤ tol · (|want| + max|want|) elementwise."""
-    if isinstance(want, tuple):
-        assert isinstance(got, tuple) and len(got) == len(want), name
-        for i, (g, w) in enumerate(zip(got, want)):
-            assert_close(g, w, dtype, f"{name}[{i}]")
-        return
-    assert isinstance(got, np.ndarray), f"{name}: {type(got).__name__}, not a NumPy array"
-    assert got.dtype == dtype, f"{name}: dtype {got.dtype}, input was {np.dtype(dtype)}"
-    assert got.shape == want.shape, f"{name}: shape {got.shape}, expected {want.shape}"
-    want = np.asarray(want, np.float64)
-    finite = np.isfinite(want)
-    assert np.array_equal(np.isfinite(got), finite), f"{name}: non-finite values differ"
-    scale = max(float(np.abs(want[finite]).max(initial=0.0)), 1e-30)
-    err = np.abs(got.astype(np.float64) - want)[finite]
-    bound = (TOL[dtype] * (np.abs(want) + scale))[finite]
-    assert np.all(err <= bound), f"{name}: max error {err.max():.3g} (scale {scale:.3g})"
 
 
 def inputs(T, dtype, batch=(2, 3), d_k=4, d_v=5, seed=0):
@@ -66,9 +52,10 @@ def as_numpy(x):
 def test_softmax_attention_torch(T, dtype):
     q, k, v = inputs(T, dtype)
     want = att.softmax_attention(*f64((q, k, v)), backend="numpy")
-    assert_close(att.softmax_attention(q, k, v, backend="torch"), want, dtype)
+    assert_close("o", att.softmax_attention(q, k, v, backend="torch"), want, tol=TOL[dtype],
+                 dtype=dtype)
     got = att.softmax_attention(*(torch.from_numpy(a) for a in (q, k, v)))
-    assert_close(as_numpy(got), want, dtype)
+    assert_close("o from tensors", as_numpy(got), want, tol=TOL[dtype], dtype=dtype)
 
 
 AAREN_CASES = [("numba", "stream"), ("torch", "stream"), ("torch", "scan"), ("torch", "direct"),
@@ -84,8 +71,8 @@ def test_aaren_backends(backend, method, T, dtype):
     want, want_state = att.aaren(*f64((q, k, v)), method="direct", return_state=True,
                                  backend="numpy")
     got, state = att.aaren(q, k, v, method=method, return_state=True, backend=backend)
-    assert_close(got, want, dtype, "o")
-    assert_close(state, want_state, dtype, "state")
+    assert_close("o", got, want, tol=TOL[dtype], dtype=dtype)
+    assert_close("state", state, want_state, tol=TOL[dtype], dtype=dtype)
 
 
 @pytest.mark.parametrize("backend,method", AAREN_CASES)
@@ -93,7 +80,8 @@ def test_aaren_logits_times_100(backend, method):
     q, k, v = inputs(63, np.float64)
     q = 100 * q[0, 0]
     want = ref.aaren_direct(ref.aaren_scores(q, k), v)
-    assert_close(att.aaren(q, k, v, method=method, backend=backend), want, np.float64)
+    assert_close("o", att.aaren(q, k, v, method=method, backend=backend), want,
+                 tol=TOL[np.float64], dtype=np.float64)
 
 
 @pytest.mark.parametrize("backend,method", [c for c in AAREN_CASES if c[1] != "direct"])
@@ -106,8 +94,8 @@ def test_aaren_whole_equals_pieces(backend, method):
         o, state = att.aaren(q, k[a:b], v[a:b], method=method, state=state, return_state=True,
                              backend=backend)
         outs.append(o)
-    assert_close(np.concatenate(outs), whole, np.float64)
-    assert_close(state, final, np.float64)
+    assert_close("o in pieces", np.concatenate(outs), whole, tol=TOL[np.float64], dtype=np.float64)
+    assert_close("state", state, final, tol=TOL[np.float64], dtype=np.float64)
 
 
 def test_aaren_tensors_in_tensors_out():
@@ -134,8 +122,8 @@ def test_linear_attention_backends(backend, form, T, dtype):
                                             backend="numpy")
     got, state = att.linear_attention(q, k, v, form=form, chunk_size=16, return_state=True,
                                       backend=backend)
-    assert_close(got, want, dtype, "o")
-    assert_close(state, want_state, dtype, "state")
+    assert_close("o", got, want, tol=TOL[dtype], dtype=dtype)
+    assert_close("state", state, want_state, tol=TOL[dtype], dtype=dtype)
 
 
 @pytest.mark.parametrize("backend,form", LA_CASES)
@@ -145,7 +133,8 @@ def test_linear_attention_feature_maps(backend, form, fmap, normalize):
     q, k, v = inputs(63, np.float64, d_k=3)
     kw = {"feature_map": fmap, "normalize": normalize}
     want = att.linear_attention(q, k, v, form="recurrent", backend="numpy", **kw)
-    assert_close(att.linear_attention(q, k, v, form=form, backend=backend, **kw), want, np.float64)
+    assert_close("o", att.linear_attention(q, k, v, form=form, backend=backend, **kw), want,
+                 tol=TOL[np.float64], dtype=np.float64)
 
 
 @pytest.mark.parametrize("backend,form", LA_CASES)
@@ -158,8 +147,8 @@ def test_linear_attention_whole_equals_pieces(backend, form):
         o, state = att.linear_attention(q[a:b], k[a:b], v[a:b], form=form, chunk_size=8,
                                         state=state, return_state=True, backend=backend)
         outs.append(o)
-    assert_close(np.concatenate(outs), whole, np.float64)
-    assert_close(state, final, np.float64)
+    assert_close("o in pieces", np.concatenate(outs), whole, tol=TOL[np.float64], dtype=np.float64)
+    assert_close("state", state, final, tol=TOL[np.float64], dtype=np.float64)
 
 
 def test_linear_attention_callable_feature_map_and_tensors():
@@ -169,7 +158,7 @@ def test_linear_attention_callable_feature_map_and_tensors():
     assert isinstance(got, torch.Tensor)
     fq, fk = (np.log1p(np.exp(a.numpy())) for a in (q, k))
     want = ref.linear_attention_recurrent(fq, fk, v.numpy())[0]
-    assert_close(got.numpy(), want, np.float64)
+    assert_close("o", got.numpy(), want, tol=TOL[np.float64], dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,8 +177,8 @@ def test_lightnet_backends(kind, backend, T, dtype):
     want, want_state = att.lightnet(*f64((q, k, v)), decay=None if decay is None else f64(decay),
                                     return_state=True, backend="numpy")
     got, state = att.lightnet(q, k, v, decay=decay, return_state=True, backend=backend)
-    assert_close(got, want, dtype, "o")
-    assert_close(state, want_state, dtype, "state")
+    assert_close("o", got, want, tol=TOL[dtype], dtype=dtype)
+    assert_close("state", state, want_state, tol=TOL[dtype], dtype=dtype)
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
@@ -204,8 +193,8 @@ def test_lightnet_whole_equals_pieces(backend):
             o, state = att.lightnet(q[a:b], k[a:b], v[a:b], decay=d, state=state,
                                     return_state=True, backend=backend)
             outs.append(o)
-        assert_close(np.concatenate(outs), whole, np.float64)
-        assert_close(state, final, np.float64)
+        assert_close("o in pieces", np.concatenate(outs), whole, tol=TOL[np.float64], dtype=np.float64)
+        assert_close("state", state, final, tol=TOL[np.float64], dtype=np.float64)
 
 
 def test_lightnet_torch_large_keys_finite():
@@ -213,4 +202,5 @@ def test_lightnet_torch_large_keys_finite():
     k = 400 * k                                                     # e^k overflows float32 and float64
     o = att.lightnet(torch.from_numpy(q), torch.from_numpy(k), torch.from_numpy(v))
     assert torch.isfinite(o).all()
-    assert_close(o.numpy(), att.lightnet(*f64((q, k, v)), backend="numpy"), np.float32)
+    assert_close("o", o.numpy(), att.lightnet(*f64((q, k, v)), backend="numpy"),
+                 tol=TOL[np.float32], dtype=np.float32)

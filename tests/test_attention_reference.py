@@ -17,19 +17,13 @@ import torch.nn.functional as F
 
 from minirec.attention import reference as ref
 
+try:  # `python -m pytest` (the repository root on sys.path) or plain `pytest` (tests/ on it)
+    from tests._close import assert_close
+except ImportError:
+    from _close import assert_close
+
 STEPS = [1, 2, 7, 63, 300]
 TOL = 1e-12
-
-
-def assert_close(got, want, tol=TOL, name=""):
-    """|got − want| ≤ tol · (|want| + max|want|), elementwise, same shape, no NaN."""
-    got, want = np.asarray(got), np.asarray(want)
-    assert got.shape == want.shape, f"{name}: shape {got.shape}, expected {want.shape}"
-    assert np.all(np.isfinite(got)), f"{name}: non-finite values"
-    scale = max(float(np.abs(want).max(initial=0.0)), 1e-300)
-    err = np.abs(got - want)
-    bound = tol * (np.abs(want) + scale)
-    assert np.all(err <= bound), f"{name}: max error {err.max():.3g}, scale {scale:.3g}"
 
 
 def qkv(T, batch=(2, 3), d_k=4, d_v=5, seed=0):
@@ -53,17 +47,18 @@ def sdpa(q, k, v, *, causal=True, scale=None):
 @pytest.mark.parametrize("causal", [True, False])
 def test_softmax_attention_matches_sdpa(T, causal):
     q, k, v = qkv(T)
-    assert_close(ref.softmax_attention(q, k, v, causal=causal), sdpa(q, k, v, causal=causal))
+    assert_close("o", ref.softmax_attention(q, k, v, causal=causal), sdpa(q, k, v, causal=causal),
+                 tol=TOL)
 
 
 def test_softmax_attention_without_batch_axes_and_with_scale():
     q, k, v = qkv(9, batch=())
-    assert_close(ref.softmax_attention(q, k, v, scale=0.3), sdpa(q, k, v, scale=0.3))
+    assert_close("o", ref.softmax_attention(q, k, v, scale=0.3), sdpa(q, k, v, scale=0.3), tol=TOL)
 
 
 def test_softmax_attention_with_huge_logits_stays_finite():
     q, k, v = qkv(63)
-    assert_close(ref.softmax_attention(100 * q, k, v), sdpa(100 * q, k, v))
+    assert_close("o", ref.softmax_attention(100 * q, k, v), sdpa(100 * q, k, v), tol=TOL)
 
 
 # --------------------------------------------------------------------------------------------
@@ -82,7 +77,7 @@ def aaren_case(T, batch=(2, 3), d_k=4, d_v=5, seed=1, logit_scale=1.0):
 def test_aaren_direct_is_sdpa_with_the_query_repeated(T):
     q, k, v = aaren_case(T)
     want = sdpa(np.broadcast_to(q, k.shape), k, v, scale=1.0)       # s_i = q·k_i, no 1/√d
-    assert_close(ref.aaren_direct(ref.aaren_scores(q, k), v), want)
+    assert_close("direct", ref.aaren_direct(ref.aaren_scores(q, k), v), want, tol=TOL)
 
 
 @pytest.mark.parametrize("T", STEPS)
@@ -92,10 +87,10 @@ def test_aaren_scan_direct_and_stream_agree(T, logit_scale):
     q, k, v = aaren_case(T, logit_scale=logit_scale)
     s = ref.aaren_scores(q, k)
     want = sdpa(np.broadcast_to(q, k.shape), k, v, scale=1.0)
-    assert_close(ref.aaren_direct(s, v), want, name="direct")
+    assert_close("direct", ref.aaren_direct(s, v), want, tol=TOL)
     for method in ("sequential", "hillis_steele", "blelloch"):
-        assert_close(ref.aaren_scan(s, v, method=method)[0], want, name=method)
-    assert_close(ref.aaren_stream(s, v)[0], want, name="stream")
+        assert_close(method, ref.aaren_scan(s, v, method=method)[0], want, tol=TOL)
+    assert_close("stream", ref.aaren_stream(s, v)[0], want, tol=TOL)
 
 
 def test_aaren_huge_logits_do_overflow_without_the_max_shift():
@@ -121,9 +116,8 @@ def test_aaren_whole_equals_pieces_with_carried_state(method):
     for a, b in [(0, 1), (1, 20), (20, 21), (21, 63)]:
         o, state = run(s[a:b], v[a:b], state)
         outs.append(o)
-    assert_close(np.concatenate(outs), whole)
-    for got, want in zip(state, final):
-        assert_close(got, want)
+    assert_close("o in pieces", np.concatenate(outs), whole, tol=TOL)
+    assert_close("state", state, final, tol=TOL)
 
 
 def test_aaren_state_size_is_independent_of_T_and_matches_closed_form():
@@ -132,8 +126,7 @@ def test_aaren_state_size_is_independent_of_T_and_matches_closed_form():
         s = ref.aaren_scores(q, k)
         state = ref.aaren_stream(s, v)[1]
         assert [x.shape for x in state] == [(2, 3), (2, 3), (2, 3, 5)]
-        for got, want in zip(state, ref.aaren_final_state(s, v)):
-            assert_close(got, want)
+        assert_close(f"state T={T}", state, ref.aaren_final_state(s, v), tol=TOL)
 
 
 def test_aaren_stream_step_is_one_token():
@@ -143,7 +136,7 @@ def test_aaren_stream_step_is_one_token():
     want = ref.aaren_direct(s, v)
     for t in range(5):
         state, o_t = ref.aaren_stream_step(state, s[t], v[t])
-        assert_close(o_t, want[t])
+        assert_close(f"o_{t}", o_t, want[t], tol=TOL)
 
 
 def test_aaren_layer_is_per_head_attention_with_a_fixed_query():
@@ -159,7 +152,7 @@ def test_aaren_layer_is_per_head_attention_with_a_fixed_query():
         want.append(sdpa(Q, k, v, scale=1.0))
     want = np.concatenate(want, axis=-1)
     for method in ("direct", "stream", "hillis_steele", "blelloch"):
-        assert_close(ref.aaren_layer(x, params, method=method), want, name=method)
+        assert_close(method, ref.aaren_layer(x, params, method=method), want, tol=TOL)
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,7 +188,7 @@ def test_linear_attention_forms_match_brute_force(T, fmap, normalize):
     fq, fk = phi(q), phi(k)
     want = brute_force_linear_attention(fq, fk, v, normalize)
     for name, form in FORMS.items():
-        assert_close(form(fq, fk, v, normalize=normalize)[0], want, tol=1e-11, name=name)
+        assert_close(name, form(fq, fk, v, normalize=normalize)[0], want, tol=1e-11)
 
 
 @pytest.mark.parametrize("chunk_size", [1, 5, 16, 63, 100])
@@ -204,9 +197,9 @@ def test_linear_attention_chunked_any_chunk_size(chunk_size):
     fq, fk = ref.elu_plus_one(q), ref.elu_plus_one(k)
     want, (S, z) = ref.linear_attention_recurrent(fq, fk, v)
     got, (S2, z2) = ref.linear_attention_chunked(fq, fk, v, chunk_size=chunk_size)
-    assert_close(got, want)
-    assert_close(S2, S)
-    assert_close(z2, z)
+    assert_close("o", got, want, tol=TOL)
+    assert_close("S", S2, S, tol=TOL)
+    assert_close("z", z2, z, tol=TOL)
 
 
 @pytest.mark.parametrize("form", FORMS)
@@ -218,27 +211,27 @@ def test_linear_attention_whole_equals_pieces_with_carried_state(form):
     for a, b in [(0, 1), (1, 10), (10, 40), (40, 63)]:
         o, state = FORMS[form](fq[a:b], fk[a:b], v[a:b], state=state)
         outs.append(o)
-    assert_close(np.concatenate(outs), whole)
-    assert_close(state[0], S)
-    assert_close(state[1], z)
+    assert_close("o in pieces", np.concatenate(outs), whole, tol=TOL)
+    assert_close("state", state, (S, z), tol=TOL)
 
 
 def test_linear_attention_state_is_the_sum_of_outer_products():
     q, k, v = qkv(7)
     fk = ref.elu_plus_one(k)
     _, (S, z) = ref.linear_attention_recurrent(ref.elu_plus_one(q), fk, v)
-    assert_close(S, sum(np.einsum("...f,...e->...fe", fk[t], v[t]) for t in range(7)))
-    assert_close(z, fk.sum(axis=0))
+    assert_close("S", S, sum(np.einsum("...f,...e->...fe", fk[t], v[t]) for t in range(7)),
+                 tol=TOL)
+    assert_close("z", z, fk.sum(axis=0), tol=TOL)
 
 
 def test_feature_maps():
     x = np.random.default_rng(3).normal(size=(5, 16)) * 3
-    assert_close(ref.elu_plus_one(x), (F.elu(torch.from_numpy(x)) + 1).numpy())
+    assert_close("elu+1", ref.elu_plus_one(x), (F.elu(torch.from_numpy(x)) + 1).numpy(), tol=TOL)
     y = np.random.default_rng(4).normal(size=(5, 16))
     phi_x, phi_y = ref.taylor_exp(x), ref.taylor_exp(y)
     assert phi_x.shape == (5, 1 + 16 + 16 * 16) == (5, 273)
     a = np.sum(x * y, axis=-1) / np.sqrt(16)
-    assert_close(np.sum(phi_x * phi_y, axis=-1), 1 + a + a**2 / 2)  # ≈ e^{q·k/√d}
+    assert_close("φ(x)·φ(y)", np.sum(phi_x * phi_y, axis=-1), 1 + a + a**2 / 2, tol=TOL)  # ≈ e^{q·k/√d}
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,11 +250,11 @@ def test_lightnet_additive_is_the_normalised_sum(T):
     q, k, v = qkv(T)
     want_o, want_S = brute_force_additive(q, k, v)
     S, z = ref.lightnet_additive_states(k, v)
-    assert_close(S, want_S)
-    assert_close(z, np.log(np.exp(k).sum(axis=0)))                  # z_T = log Σ e^{k_i}
+    assert_close("S", S, want_S, tol=TOL)
+    assert_close("z", z, np.log(np.exp(k).sum(axis=0)), tol=TOL)    # z_T = log Σ e^{k_i}
     o, (S_T, z_T) = ref.lightnet_additive(q, k, v)
-    assert_close(o, want_o)
-    assert_close(S_T, want_S[-1])
+    assert_close("o", o, want_o, tol=TOL)
+    assert_close("S_T", S_T, want_S[-1], tol=TOL)
 
 
 def test_lightnet_additive_is_finite_for_large_keys():
@@ -274,7 +267,7 @@ def test_lightnet_additive_is_finite_for_large_keys():
     # the largest key of each channel takes (almost) all the weight
     p = np.exp(k - k.max(axis=0))
     p = p / p.sum(axis=0)
-    assert_close(S[-1], np.einsum("t...f,t...e->...fe", p, v))
+    assert_close("S[-1]", S[-1], np.einsum("t...f,t...e->...fe", p, v), tol=TOL)
 
 
 def test_lightnet_multiplicative_matches_loop():
@@ -286,8 +279,8 @@ def test_lightnet_multiplicative_matches_loop():
         S = lam[t][..., None] * S + k[t][..., :, None] * v[t][..., None, :]
         want.append(np.einsum("...fe,...f->...e", S, q[t]))
     o, S_T = ref.lightnet_multiplicative(q, k, v, lam)
-    assert_close(o, np.stack(want))
-    assert_close(S_T, S)
+    assert_close("o", o, np.stack(want), tol=TOL)
+    assert_close("S_T", S_T, S, tol=TOL)
 
 
 def test_lightnet_whole_equals_pieces_with_carried_state():
@@ -301,11 +294,10 @@ def test_lightnet_whole_equals_pieces_with_carried_state():
         om, state_m = ref.lightnet_multiplicative(q[a:b], k[a:b], v[a:b], lam[a:b], state=state_m)
         outs.append(o)
         outs_m.append(om)
-    assert_close(np.concatenate(outs), whole)
-    assert_close(state[0], S)
-    assert_close(state[1], z)
-    assert_close(np.concatenate(outs_m), whole_m)
-    assert_close(state_m, S_m)
+    assert_close("additive o in pieces", np.concatenate(outs), whole, tol=TOL)
+    assert_close("additive state", state, (S, z), tol=TOL)
+    assert_close("multiplicative o in pieces", np.concatenate(outs_m), whole_m, tol=TOL)
+    assert_close("multiplicative state", state_m, S_m, tol=TOL)
 
 
 def grid(seed=7, H=8, W=8, d_k=4, d_v=3):
@@ -330,10 +322,10 @@ def test_additive_final_state_is_invariant_to_scan_order():
     want = ref.normalized_global_sum(k, v)
     brute = sum(np.exp(k[i, j])[:, None] * v[i, j][None, :] for i in range(8) for j in range(8))
     brute = brute / np.exp(k).sum(axis=(0, 1))[:, None]
-    assert_close(want, brute)
+    assert_close("normalized_global_sum", want, brute, tol=TOL)
     for name, S in states.items():
-        assert_close(S, want, name=name)                            # to ~1e-12 in every order
-        assert_close(S, states["raster"], name=name)
+        assert_close(name, S, want, tol=TOL)                        # to ~1e-12 in every order
+        assert_close(f"{name} vs raster", S, states["raster"], tol=TOL)
 
 
 def test_multiplicative_final_state_depends_on_scan_order():
@@ -346,5 +338,5 @@ def test_multiplicative_final_state_depends_on_scan_order():
         assert rel > 1e-2, f"{name}: relative difference {rel:.2g}"
     # with no decay (λ = 1) the multiplicative state is a plain sum: order-free again
     plain = ref.grid_final_states(k, v, decay=np.ones_like(k), rng=np.random.default_rng(0))
-    for S in plain.values():
-        assert_close(S, plain["raster"])
+    for name, S in plain.items():
+        assert_close(name, S, plain["raster"], tol=TOL)

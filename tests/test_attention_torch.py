@@ -15,20 +15,14 @@ import torch
 from minirec.attention import reference as ref
 from minirec.attention import torch_ops as tops
 
+try:  # `python -m pytest` (the repository root on sys.path) or plain `pytest` (tests/ on it)
+    from tests._close import assert_close
+except ImportError:
+    from _close import assert_close
+
 STEPS = [1, 2, 7, 63, 300]
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 DTYPES = pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
-
-
-def assert_close(got, want, tol, name="", floor=1e-30):
-    """|got − want| ≤ tol · (|want| + max(max|want|, floor)) elementwise."""
-    got, want = got.detach().double(), want.detach().double()
-    assert got.shape == want.shape, f"{name}: shape {tuple(got.shape)} vs {tuple(want.shape)}"
-    assert torch.isfinite(got).all(), f"{name}: non-finite"
-    scale = max(want.abs().max().item() if want.numel() else 0.0, floor)
-    err = (got - want).abs()
-    assert (err <= tol * (want.abs() + scale)).all(), (
-        f"{name}: max error {err.max().item():.3g} (scale {scale:.3g})")
 
 
 def draw(seed, *shape):
@@ -57,10 +51,10 @@ def check_against_loop(fn, loop, inputs, dtype):
     got_out, got_grad = grads_of(fn, [x.to(dtype) for x in inputs])
     for i, (g, w) in enumerate(zip(got_out, want_out)):
         assert g.dtype == dtype
-        assert_close(g, w, TOL[dtype], f"output {i}")
+        assert_close(f"output {i}", g, w, tol=TOL[dtype])
     floor = max(w.abs().max().item() for w in want_grad)
     for i, (g, w) in enumerate(zip(got_grad, want_grad)):
-        assert_close(g, w, TOL[dtype], f"grad of input {i}", floor=floor)
+        assert_close(f"grad of input {i}", g, w, tol=TOL[dtype], floor=floor)
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,7 +257,8 @@ def test_aaren_layer_matches_reference(method, T):
     layer, params = layer_and_params(method=method)
     x = np.random.default_rng(1).normal(size=(T, 2, 6))
     want = ref.aaren_layer(x, params, method="direct")
-    assert_close(layer(torch.from_numpy(x)), torch.from_numpy(want), 1e-10)
+    assert_close(f"AarenLayer {method}", layer(torch.from_numpy(x)), torch.from_numpy(want),
+                 tol=1e-10)
 
 
 def test_aaren_layer_step_streams_with_constant_state():
@@ -273,11 +268,10 @@ def test_aaren_layer_step_streams_with_constant_state():
     state, shapes = None, set()
     for t in range(40):
         o_t, state = layer.step(x[t], state)
-        assert_close(o_t, want[t], 1e-10)
+        assert_close(f"o_{t}", o_t, want[t], tol=1e-10)
         shapes.add(tuple(tuple(s.shape) for s in state))
     assert shapes == {((2, 3), (2, 3), (2, 3, 4))}                  # O(1) in the tokens seen
-    for got, w in zip(state, final):
-        assert_close(got, w, 1e-10)
+    assert_close("state", tuple(state), tuple(final), tol=1e-10)
 
 
 def test_aaren_layer_methods_have_equal_parameter_gradients():
@@ -290,7 +284,7 @@ def test_aaren_layer_methods_have_equal_parameter_gradients():
     assert set(grads["scan"]) == {"query", "weight_k", "weight_v"}
     for method in ("stream", "direct"):
         for name, g in grads[method].items():
-            assert_close(g, grads["scan"][name], 1e-10, f"{method}: {name}")
+            assert_close(f"{method}: {name}", g, grads["scan"][name], tol=1e-10)
 
 
 def test_aaren_layers_stack_and_train():
@@ -323,18 +317,21 @@ def test_cuda_matches_cpu():
     fq, fk = tops.elu_plus_one(q), tops.elu_plus_one(k)
     s = tops.aaren_scores(q[0], k)
     calls = [
-        (tops.softmax_attention, (q, k, v)),
-        (lambda s, v: tops.aaren_scan(s, v)[0], (s, v)),
-        (lambda s, v: tops.aaren_stream(s, v)[0], (s, v)),
-        (lambda a, b, v: tops.linear_attention_chunked(a, b, v, chunk_size=8)[0], (fq, fk, v)),
-        (lambda a, b, v: tops.linear_attention_recurrent(a, b, v)[0], (fq, fk, v)),
-        (lambda q, k, v: tops.lightnet_additive(q, k, v)[0], (q, k, v)),
-        (lambda q, k, v, lam: tops.lightnet_multiplicative(q, k, v, lam)[0], (q, k, v, lam)),
+        ("softmax_attention", tops.softmax_attention, (q, k, v)),
+        ("aaren_scan", lambda s, v: tops.aaren_scan(s, v)[0], (s, v)),
+        ("aaren_stream", lambda s, v: tops.aaren_stream(s, v)[0], (s, v)),
+        ("linear_attention_chunked",
+         lambda a, b, v: tops.linear_attention_chunked(a, b, v, chunk_size=8)[0], (fq, fk, v)),
+        ("linear_attention_recurrent",
+         lambda a, b, v: tops.linear_attention_recurrent(a, b, v)[0], (fq, fk, v)),
+        ("lightnet_additive", lambda q, k, v: tops.lightnet_additive(q, k, v)[0], (q, k, v)),
+        ("lightnet_multiplicative",
+         lambda q, k, v, lam: tops.lightnet_multiplicative(q, k, v, lam)[0], (q, k, v, lam)),
     ]
-    for fn, args in calls:
+    for name, fn, args in calls:
         got = fn(*(a.cuda() for a in args))
         assert got.device.type == "cuda"
-        assert_close(got.cpu(), fn(*args), 1e-10)
+        assert_close(name, got.cpu(), fn(*args), tol=1e-10)
     layer, _ = layer_and_params()
     x = draw(7, 20, 2, 6)
-    assert_close(layer.cuda()(x.cuda()).cpu(), layer.cpu()(x), 1e-10)
+    assert_close("AarenLayer", layer.cuda()(x.cuda()).cpu(), layer.cpu()(x), tol=1e-10)

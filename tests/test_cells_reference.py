@@ -13,8 +13,16 @@ import torch
 from minirec.cells import reference as ref
 from minirec.gradcheck import numerical_gradient
 
+try:  # `python -m pytest` (the repository root on sys.path) or plain `pytest` (tests/ on it)
+    from tests._close import assert_close
+except ImportError:
+    from _close import assert_close
+
 TORCH_CELLS = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}
 SIZES = [(1, 1, 1, 1), (7, 3, 5, 4), (5, 2, 6, 6)]  # (T, B, D, H)
+#: Gradients against autograd: |got − want| ≤ 1e-10 |want| + 1e-12 (assert_close's bound
+#: tol·(|want| + scale) with the scale fixed, not max|want|: an rtol of 1e-10 and an atol of 1e-12).
+GRAD_TOL, GRAD_SCALE = 1e-10, 1e-2
 
 
 def make_case(cell, T, B, D, H, seed=0):
@@ -105,16 +113,6 @@ def autograd_grads(cell, x, state0, params, grad_outputs, grad_final=None):
     return grads
 
 
-def assert_grads_close(got, want, rtol=1e-10, atol=1e-12):
-    for k, w in want.items():
-        g = got[k]
-        if isinstance(w, tuple):
-            for gi, wi in zip(g, w):
-                np.testing.assert_allclose(gi, wi, rtol=rtol, atol=atol, err_msg=k)
-        else:
-            np.testing.assert_allclose(g, w, rtol=rtol, atol=atol, err_msg=k)
-
-
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("T,B,D,H", SIZES)
 @pytest.mark.parametrize("with_final", [False, True])
@@ -128,7 +126,7 @@ def test_bptt_matches_autograd(cell, T, B, D, H, with_final):
             else rng.normal(size=(B, H))
     got = ref_bptt(cell)(x, state0, params, grad_outputs, grad_final=grad_final)
     want = autograd_grads(cell, x, state0, params, grad_outputs, grad_final)
-    assert_grads_close(got, want)
+    assert_close("gradients", got, want, tol=GRAD_TOL, scale=GRAD_SCALE)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -177,13 +175,14 @@ def test_truncated_bptt_matches_detached_autograd(cell, k):
     want = {name: getattr(m, name).grad.numpy() for name in ref.PARAM_NAMES}
     want["x"] = xt.grad.numpy()
     want["h0"] = tuple(si.grad.numpy() for si in s0) if cell == "lstm" else s0.grad.numpy()
-    assert_grads_close(got, want)
+    assert_close("gradients", got, want, tol=GRAD_TOL, scale=GRAD_SCALE)
 
 
 def test_truncate_longer_than_sequence_is_full_bptt():
     x, h0, params = make_case("gru", 5, 2, 3, 4, seed=8)
     G = np.random.default_rng(9).normal(size=(5, 2, 4))
-    assert_grads_close(ref.gru_bptt(x, h0, params, G, truncate=5), ref.gru_bptt(x, h0, params, G))
+    assert_close("gradients", ref.gru_bptt(x, h0, params, G, truncate=5), ref.gru_bptt(x, h0, params, G),
+                 tol=GRAD_TOL, scale=GRAD_SCALE)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -218,7 +217,7 @@ def test_step_backward_matches_autograd(cell):
     want = autograd_grads(cell, x, h, params, dh_new[None])
     want["h"] = want.pop("h0")
     want["x"] = want["x"][0]
-    assert_grads_close(got, want)
+    assert_close("gradients", got, want, tol=GRAD_TOL, scale=GRAD_SCALE)
 
 
 def test_lstm_step_backward_includes_cell_gradient():
@@ -229,7 +228,7 @@ def test_lstm_step_backward_includes_cell_gradient():
     want = autograd_grads("lstm", x, state, params, dh[None], (np.zeros_like(dh), dc))
     want["h"], want["c"] = want.pop("h0")
     want["x"] = want["x"][0]
-    assert_grads_close(got, want)
+    assert_close("gradients", got, want, tol=GRAD_TOL, scale=GRAD_SCALE)
 
 
 def test_sigmoid_is_finite_and_exact_far_out():

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from minirec.cells import reference as ref
-from minirec.check import CheckFailed
+from minirec.check import CheckFailed, NotAttempted
 from minirec.gradcheck import TINY, check_gradients, numerical_gradient, rel_error
 
 
@@ -165,3 +170,26 @@ def test_check_gradients_finds_the_tensor_a_gru_backward_gets_wrong():
     with pytest.raises(CheckFailed) as info:
         check_gradients(loss, {"x": x, "h": h, **params}, no_direct_path)
     assert str(info.value).startswith("gradient check failed for h:")
+
+
+def test_importing_gradcheck_loads_none_of_the_check_engine():
+    """gradcheck raises ``CheckFailed`` from the leaf ``minirec._errors``: importing it alone (in
+    a fresh interpreter) loads no ``minirec.check`` module, and the class is minirec.check's."""
+    code = ("import sys, minirec.gradcheck; "
+            "print(sorted(m for m in sys.modules if m.startswith('minirec.check')))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], check=True)
+    assert run.stdout.strip() == "[]", run.stdout
+    from minirec import _errors
+    from minirec.check import _core
+
+    assert CheckFailed is _errors.CheckFailed is _core.CheckFailed
+    assert NotAttempted is _errors.NotAttempted is _core.NotAttempted
+    assert issubclass(NotAttempted, CheckFailed) and issubclass(CheckFailed, AssertionError)
+
+
+def test_check_exceptions_survive_pickling():
+    for cls in (CheckFailed, NotAttempted):
+        err = pickle.loads(pickle.dumps(cls("table", diagnosis="a transposed weight", case="B=3")))
+        assert type(err) is cls and str(err) == "table"
+        assert (err.diagnosis, err.case, err.comparison) == ("a transposed weight", "B=3", None)

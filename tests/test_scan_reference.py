@@ -23,27 +23,14 @@ from hypothesis import strategies as st
 
 from minirec.scan import reference as R
 
+try:  # `python -m pytest` (the repository root on sys.path) or plain `pytest` (tests/ on it)
+    from tests._close import assert_close
+except ImportError:
+    from _close import assert_close
+
 STEPS = [1, 2, 7, 63, 1000]
 PARALLEL = ["hillis_steele", "blelloch", "chunked"]
 TOL64 = 1e-10
-
-
-def assert_close(got, want, tol=TOL64, name="", scale=None):
-    """|got − want| ≤ tol·(|want| + max|want|) elementwise (tuples: each part); −inf must match."""
-    if isinstance(want, tuple):
-        for i, (g, w) in enumerate(zip(got, want, strict=True)):
-            assert_close(g, w, tol, f"{name}[{i}]", scale)
-        return
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    assert got.shape == want.shape, f"{name}: shape {got.shape}, expected {want.shape}"
-    assert np.array_equal(np.isneginf(got), np.isneginf(want)), f"{name}: −inf differ"
-    fin = np.isfinite(want)
-    assert np.all(np.isfinite(got[fin])), f"{name}: non-finite where the answer is finite"
-    g, w = got[fin], want[fin]
-    s = float(np.abs(w).max(initial=0.0)) if scale is None else scale
-    err = np.abs(g - w)
-    bound = tol * (np.abs(w) + max(s, 1e-300))
-    assert np.all(err <= bound), f"{name}: max error {err.max():.3g} (scale {s:.3g})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -85,7 +72,7 @@ def test_parallel_scans_match_sequential(name, method):
         want = R.sequential(combine, x)
         got = R.associative_scan(combine, x, method=method)
         # matrix products of T matrices: rounding grows with the length of the product
-        assert_close(got, want, 1e-9 if name == "matrix_affine" else TOL64, f"{name} T={T}")
+        assert_close(f"{name} T={T}", got, want, tol=1e-9 if name == "matrix_affine" else TOL64)
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 8, 10])
@@ -96,8 +83,8 @@ def test_chunked_any_chunk_and_inner_method(chunk, inner):
         for T in (1, 2, 7, 63):
             x = make_elems(name, T, rng, trailing=(2,))
             want = R.sequential(R.COMBINES[name], x)
-            assert_close(R.chunked(R.COMBINES[name], x, chunk=chunk, method=inner), want,
-                         name=f"{name} T={T} chunk={chunk}")
+            assert_close(f"{name} T={T} chunk={chunk}",
+                         R.chunked(R.COMBINES[name], x, chunk=chunk, method=inner), want, tol=TOL64)
 
 
 def test_scans_keep_bare_arrays_and_tuples_apart():
@@ -122,14 +109,16 @@ def test_unknown_method_and_ragged_elements_are_refused():
 @pytest.mark.parametrize("method", ["sequential", *PARALLEL])
 def test_add_is_cumsum(method):
     x = np.random.default_rng(3).normal(size=(63, 5))
-    assert_close(R.associative_scan(R.add, x, method=method), np.cumsum(x, axis=0))
+    assert_close("add scan", R.associative_scan(R.add, x, method=method), np.cumsum(x, axis=0),
+                 tol=TOL64)
 
 
 @pytest.mark.parametrize("method", ["sequential", *PARALLEL])
 def test_logaddexp_is_log_cumsum_exp(method):
     x = np.random.default_rng(4).normal(size=(63, 5)) * 3
     want = np.log(np.cumsum(np.exp(x), axis=0))
-    assert_close(R.associative_scan(R.logaddexp, x, method=method), want)
+    assert_close("logaddexp scan", R.associative_scan(R.logaddexp, x, method=method), want,
+                 tol=TOL64)
 
 
 @pytest.mark.parametrize("method", ["sequential", *PARALLEL])
@@ -137,8 +126,8 @@ def test_affine_scan_is_cumprod_and_the_recurrence(method):
     rng = np.random.default_rng(5)
     a, b = rng.uniform(0.5, 1.0, size=(63, 5)), rng.normal(size=(63, 5))
     A, B = R.associative_scan(R.affine, (a, b), method=method)
-    assert_close(A, np.cumprod(a, axis=0))
-    assert_close(B, brute_force_recurrence(a, b))
+    assert_close("A (decay products)", A, np.cumprod(a, axis=0), tol=TOL64)
+    assert_close("B (states)", B, brute_force_recurrence(a, b), tol=TOL64)
 
 
 @pytest.mark.parametrize("method", ["sequential", *PARALLEL])
@@ -154,8 +143,8 @@ def test_matrix_affine_is_the_matrix_recurrence(method):
         want_h.append(h)
         want_A.append(P)
     gA, gb = R.associative_scan(R.matrix_affine, (A, b), method=method)
-    assert_close(gb, np.stack(want_h))
-    assert_close(gA, np.stack(want_A))
+    assert_close("h", gb, np.stack(want_h), tol=TOL64)
+    assert_close("A_t … A_0", gA, np.stack(want_A), tol=TOL64)
 
 
 def test_log_matmul_is_the_log_of_matrix_products():
@@ -165,7 +154,7 @@ def test_log_matmul_is_the_log_of_matrix_products():
     P = np.broadcast_to(np.eye(3), (2, 3, 3))
     for t in range(7):
         P = P @ M[t]                                               # M_0 M_1 … M_t (left = earlier)
-        assert_close(got[t], np.log(P), name=f"t={t}")
+        assert_close(f"log M_0…M_{t}", got[t], np.log(P), tol=TOL64)
 
 
 def hmm(rng, T, K=3, V=4):
@@ -193,7 +182,7 @@ def test_log_matmul_scan_is_the_hmm_likelihood_by_enumeration(method):
     P = R.associative_scan(R.log_matmul, M, method=method)
     log_alpha0 = np.log(pi * B[:, x[0]])
     log_alpha = np.logaddexp.reduce(log_alpha0[:, None] + P[-1], axis=0)
-    assert_close(np.logaddexp.reduce(log_alpha), np.log(want))
+    assert_close("log-likelihood", np.logaddexp.reduce(log_alpha), np.log(want), tol=TOL64)
 
 
 def test_log_matmul_is_stable_where_exp_underflows():
@@ -201,14 +190,14 @@ def test_log_matmul_is_stable_where_exp_underflows():
     L = rng.normal(size=(5, 3, 3)) - 2000.0                        # exp(L) == 0 in float64
     got = R.sequential(R.log_matmul, L)
     shifted = R.sequential(R.log_matmul, L + 2000.0)                # log(e^{−c}M) = log M − c
-    assert_close(got[-1] + 2000.0 * 5, shifted[-1], 1e-12)
+    assert_close("log product + 5·2000", got[-1] + 2000.0 * 5, shifted[-1], tol=1e-12)
 
 
 def test_log_matmul_with_forbidden_transitions():
     with np.errstate(divide="ignore"):
         L = np.log(np.array([[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [1.0, 0.0]]]))
     got = R.sequential(R.log_matmul, L)
-    assert_close(got[1], L[1])                                     # I·P = P, zeros stay −inf
+    assert_close("log(I·P)", got[1], L[1], tol=TOL64)                # I·P = P, zeros stay −inf
 
 
 @pytest.mark.parametrize("method", ["sequential", *PARALLEL])
@@ -243,7 +232,7 @@ def test_softmax_attention_scan_is_masked_softmax_attention(method, T):
     s, v = 5.0 * rng.normal(size=(T, 2)), rng.normal(size=(T, 2, 3))
     elems = R.softmax_attention_elements(s, v)
     o = R.softmax_attention_output(R.associative_scan(R.softmax_attention, elems, method=method))
-    assert_close(o, masked_attention(s, v))
+    assert_close("o", o, masked_attention(s, v), tol=TOL64)
     # with torch's own attention, one query whose scores are s (q = 1, k_i = s_i)
     ts, tv = torch.from_numpy(s), torch.from_numpy(v)
     mask = torch.tril(torch.ones(T, T, dtype=torch.bool))
@@ -251,7 +240,7 @@ def test_softmax_attention_scan_is_masked_softmax_attention(method, T):
         q = torch.ones(T, 1, dtype=torch.float64)
         ref = torch.nn.functional.scaled_dot_product_attention(
             q[None], ts[:, b, None][None], tv[:, b][None], attn_mask=mask, scale=1.0)[0]
-        assert_close(o[:, b], ref.numpy())
+        assert_close(f"o[:, {b}] vs sdpa", o[:, b], ref.numpy(), tol=TOL64)
 
 
 def test_softmax_attention_with_minus_inf_scores_has_no_nan():
@@ -262,7 +251,8 @@ def test_softmax_attention_with_minus_inf_scores_has_no_nan():
                                      method=method)
         assert not np.isnan(u).any() and not np.isnan(w).any()
         assert np.all(u[:2] == 0) and np.all(w[:2] == 0) and np.all(np.isneginf(m[:2]))
-        assert_close(R.softmax_attention_output((m[2:], u[2:], w[2:])), masked_attention(s[2:], v[2:]))
+        assert_close(f"{method} o[2:]", R.softmax_attention_output((m[2:], u[2:], w[2:])),
+                     masked_attention(s[2:], v[2:]), tol=TOL64)
 
 
 def test_softmax_attention_with_huge_scores_stays_finite():
@@ -271,7 +261,7 @@ def test_softmax_attention_with_huge_scores_stays_finite():
     o = R.softmax_attention_output(R.associative_scan(R.softmax_attention,
                                                       R.softmax_attention_elements(s, v),
                                                       method="blelloch"))
-    assert_close(o, masked_attention(s, v))
+    assert_close("o", o, masked_attention(s, v), tol=TOL64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,7 +278,8 @@ def test_every_combine_is_associative(name, seed, n):
     rng = np.random.default_rng(seed)
     combine = R.COMBINES[name]
     x, y, z = (make_elems(name, n, rng, trailing=(2,)) for _ in range(3))
-    assert_close(combine(combine(x, y), z), combine(x, combine(y, z)), _element_tol(name), name)
+    assert_close(f"{name}: (x∘y)∘z vs x∘(y∘z)", combine(combine(x, y), z), combine(x, combine(y, z)),
+                 tol=_element_tol(name))
 
 
 @settings(max_examples=30, deadline=None)
@@ -298,8 +289,8 @@ def test_every_combine_has_its_documented_identity(name, seed):
     combine = R.COMBINES[name]
     x = make_elems(name, 1, rng, trailing=(2,))
     e = combine.identity(x)
-    assert_close(combine(e, x), x, 1e-15, name)
-    assert_close(combine(x, e), x, 1e-15, name)
+    assert_close(f"{name}: e∘x", combine(e, x), x, tol=1e-15)
+    assert_close(f"{name}: x∘e", combine(x, e), x, tol=1e-15)
     assert "Identity" in combine.__doc__ and "ssociative" in combine.__doc__
 
 
@@ -400,13 +391,13 @@ def brute_force_recurrence(a, b, h0=None):
 def test_recurrence_is_the_double_sum(T):
     rng = np.random.default_rng(14)
     a, b, h0 = rng.uniform(-1, 1, size=(T, 5)), rng.normal(size=(T, 5)), rng.normal(size=5)
-    assert_close(R.linear_recurrence(a, b, h0), brute_force_recurrence(a, b, h0))
-    assert_close(R.linear_recurrence(a, b), brute_force_recurrence(a, b))
+    assert_close("h", R.linear_recurrence(a, b, h0), brute_force_recurrence(a, b, h0), tol=TOL64)
+    assert_close("h with h0 = 0", R.linear_recurrence(a, b), brute_force_recurrence(a, b), tol=TOL64)
 
 
 def test_recurrence_with_unit_decay_is_cumsum():
     b = np.random.default_rng(15).normal(size=(1000, 3))
-    assert_close(R.linear_recurrence(np.ones((1000, 1)), b), np.cumsum(b, axis=0), 1e-12)
+    assert_close("h", R.linear_recurrence(np.ones((1000, 1)), b), np.cumsum(b, axis=0), tol=1e-12)
 
 
 @pytest.mark.parametrize("decay", [1e-6, 0.5, 0.999, 1 - 1e-9])
@@ -416,7 +407,7 @@ def test_constant_decay_is_a_geometric_sum(decay):
     h = R.linear_recurrence(np.full((T, 1), decay), np.ones((T, 2)), h0=np.array([2.0, -1.0]))
     # Σ_{s≤t} a^{t−s} + a^{t+1} h0 = (1 − a^{t+1}) / (1 − a) + a^{t+1} h0
     want = -np.expm1((t + 1) * np.log(decay)) / (1 - decay) + decay ** (t + 1) * np.array([2.0, -1.0])
-    assert_close(h, want, 1e-9 if decay > 0.99 else 1e-12)         # 1/(1−a) amplifies rounding
+    assert_close("h", h, want, tol=1e-9 if decay > 0.99 else 1e-12)  # 1/(1−a) amplifies rounding
 
 
 def test_time_is_never_broadcast():
@@ -432,7 +423,8 @@ def test_trailing_axes_broadcast_after_time():
     a, b = rng.uniform(size=(6,)), rng.normal(size=(6, 2, 3))     # a per step, shared by all
     h = R.linear_recurrence(a, b)
     assert h.shape == (6, 2, 3)
-    assert_close(h, brute_force_recurrence(a[:, None, None] * np.ones((1, 2, 3)), b))
+    assert_close("h", h, brute_force_recurrence(a[:, None, None] * np.ones((1, 2, 3)), b),
+                 tol=TOL64)
     assert R.linear_recurrence(np.ones((6, 3)), np.ones((6, 2, 1))).shape == (6, 2, 3)
 
 
@@ -457,11 +449,11 @@ def test_backward_matches_autograd_through_the_loop(T, with_h0):
     th0 = torch.tensor(h0, requires_grad=True) if with_h0 else torch.zeros(5, dtype=torch.float64)
     torch.autograd.backward(loop_in_torch(ta, tb, th0), torch.from_numpy(g))
     assert grads["a"].shape == a.shape and grads["b"].shape == b.shape
-    assert_close(grads["a"], ta.grad.numpy(), name="a")
-    assert_close(grads["b"], tb.grad.numpy(), name="b")
+    assert_close("∂a", grads["a"], ta.grad.numpy(), tol=TOL64)
+    assert_close("∂b", grads["b"], tb.grad.numpy(), tol=TOL64)
     if with_h0:
         assert grads["h0"].shape == h0.shape
-        assert_close(grads["h0"], th0.grad.numpy(), name="h0")
+        assert_close("∂h0", grads["h0"], th0.grad.numpy(), tol=TOL64)
     else:
         assert grads["h0"] is None
 
@@ -480,7 +472,7 @@ def test_backward_matches_finite_differences():
             up[i] += 1e-6
             down[i] -= 1e-6
             num[i] = (loss(**{**args, name: up}) - loss(**{**args, name: down})) / 2e-6
-        assert_close(grads[name], num, 1e-6, name)
+        assert_close(f"∂{name}", grads[name], num, tol=1e-6)
 
 
 # --------------------------------------------------------------------------------------------
@@ -495,8 +487,10 @@ def test_log_space_matches_the_loop(with_h0):
     want = R.linear_recurrence(a, b, h0)
     # cancellation between h⁺ and h⁻: error relative to the size of the terms, not of h
     scale = float(np.abs(R.linear_recurrence(a, np.abs(b), None if h0 is None else np.abs(h0))).max())
-    assert_close(R.linear_recurrence_log(np.log(a), b, h0), want, 1e-12, scale=scale)
-    assert_close(R.linear_recurrence_closed_form(a, b, h0), want, 1e-9)   # short: still fine
+    assert_close("log space", R.linear_recurrence_log(np.log(a), b, h0), want, tol=1e-12,
+                 scale=scale)
+    assert_close("closed form", R.linear_recurrence_closed_form(a, b, h0), want,
+                 tol=1e-9)                                          # short: still fine
 
 
 def test_long_sequence_near_one_stays_finite_in_log_space_only():
@@ -511,5 +505,5 @@ def test_long_sequence_near_one_stays_finite_in_log_space_only():
     got = R.linear_recurrence_log(np.log(a), b)
     assert np.all(np.isfinite(got))
     scale = float(np.abs(R.linear_recurrence(a, np.abs(b))).max())
-    assert_close(got, want, 1e-10, scale=scale)
-    assert_close(got[-1, 0], 1 / (1 - 0.99), 1e-10)                # geometric limit
+    assert_close("log space", got, want, tol=1e-10, scale=scale)
+    assert_close("h_T", got[-1, 0], 1 / (1 - 0.99), tol=1e-10)      # geometric limit

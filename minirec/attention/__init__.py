@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minirec._dispatch import backend_module, pick_backend, same_kind
+from minirec._dispatch import Implementations, same_kind
 from minirec._validate import Shapes, is_torch, require_float, require_positive_int
 from minirec.attention import reference
 from minirec.attention.reference import (
@@ -45,6 +45,23 @@ AAREN_METHODS = ("scan", "stream", "direct", "sequential", "hillis_steele", "ble
 LINEAR_ATTENTION_FORMS = ("parallel", "recurrent", "chunked")
 FEATURE_MAPS = tuple(reference.FEATURE_MAPS)
 
+#: Where each kernel runs on each backend (minirec._dispatch: the choice, the conversion, the
+#: call). Numba compiles the two loops with an O(1) state; elsewhere it runs the reference.
+IMPLEMENTATIONS = Implementations(__name__, {
+    #                             numpy        numba        torch
+    "softmax_attention":          ("reference", "reference", "torch_ops"),
+    "aaren_scores":               ("reference", "reference", "torch_ops"),
+    "aaren_direct":               ("reference", "reference", "torch_ops"),
+    "aaren_final_state":          ("reference", "reference", "torch_ops"),
+    "aaren_stream":               ("reference", "numba_cpu", "torch_ops"),
+    "aaren_scan":                 ("reference", "reference", "torch_ops"),
+    "linear_attention_parallel":  ("reference", "reference", "torch_ops"),
+    "linear_attention_recurrent": ("reference", "numba_cpu", "torch_ops"),
+    "linear_attention_chunked":   ("reference", "reference", "torch_ops"),
+    "lightnet_additive":          ("reference", "reference", "torch_ops"),
+    "lightnet_multiplicative":    ("reference", "reference", "torch_ops"),
+})
+
 
 def __getattr__(name):
     if name == "AarenLayer":                                        # torch only when asked for
@@ -54,7 +71,7 @@ def __getattr__(name):
 
 
 # --------------------------------------------------------------------------------------------
-# Validation and dispatch
+# Validation
 # --------------------------------------------------------------------------------------------
 
 class _Shapes(Shapes):
@@ -96,31 +113,6 @@ def _state_tuple(name, state, n, what):
     return tuple(state)
 
 
-def _impl(backend, name):
-    """The backend's function, or the reference where Numba has no kernel for it."""
-    return getattr(backend_module("attention", backend), name, None) or getattr(reference, name)
-
-
-def _tree(fn, x):
-    if isinstance(x, (tuple, list)):
-        return tuple(_tree(fn, y) for y in x)
-    return None if x is None else fn(x)
-
-
-def _call(backend, name, arrays, **kw):
-    """Run ``name`` on ``arrays`` (positional; a state goes in ``kw['state']``): NumPy input on
-    the torch backend is converted there and back."""
-    numpy_in = not is_torch(arrays[0])
-    if backend == "torch" and numpy_in:
-        import torch
-        arrays = _tree(torch.as_tensor, arrays)
-        kw = {k: _tree(torch.as_tensor, v) if k == "state" else v for k, v in kw.items()}
-    out = _impl(backend, name)(*arrays, **kw)
-    if backend == "torch" and numpy_in:
-        out = _tree(lambda t: t.detach().cpu().numpy(), out)
-    return out
-
-
 # --------------------------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------------------------
@@ -142,8 +134,8 @@ def softmax_attention(q, k, v, *, causal=True, scale=None, backend=None):
     shapes.check("v", v, (spec_t, *batch, "d_v"))
     if k.shape[0] == 0:
         raise ValueError("k must have at least one time step")
-    backend = pick_backend(backend, q)
-    return _call(backend, "softmax_attention", (q, k, v), causal=causal, scale=scale)
+    backend = IMPLEMENTATIONS.pick(backend, q)
+    return IMPLEMENTATIONS.call(backend, "softmax_attention", q, k, v, causal=causal, scale=scale)
 
 
 def _aaren_inputs(q, k, v, state):
@@ -196,20 +188,26 @@ def aaren(q, k, v, *, method="scan", state=None, return_state=False, backend=Non
     if state is not None and method == "direct":
         raise ValueError("state needs method='scan' or 'stream'; the direct form has no state")
     q, k, v, state = _aaren_inputs(q, k, v, state)
-    backend = pick_backend(backend, k)
+    backend = IMPLEMENTATIONS.pick(backend, k)
     if backend == "torch" and method in ("sequential", "blelloch"):
         raise ValueError(f"method={method!r} is a NumPy scan; the torch backend's scan is "
                          "'scan' (doubling, Hillis–Steele)")
-    scores = _call(backend, "aaren_scores", (q, k))
-    if method == "direct":
-        o = _call(backend, "aaren_direct", (scores, v))
-        final = _call(backend, "aaren_final_state", (scores, v)) if return_state else None
-    elif method == "stream":
-        o, final = _call(backend, "aaren_stream", (scores, v), state=state)
-    else:
-        kw = {} if backend == "torch" else {"method": "hillis_steele" if method == "scan" else method}
-        o, final = _call(backend, "aaren_scan", (scores, v), state=state, **kw)
+    scan = {} if backend == "torch" else {"method": "hillis_steele" if method == "scan" else method}
+    o, final = IMPLEMENTATIONS.run(backend, _aaren, q, k, v, state, method=method,
+                                   return_state=return_state, scan=scan)
     return (o, final) if return_state else o
+
+
+def _aaren(impl, q, k, v, state, *, method, return_state, scan):
+    """Aaren on one backend (``impl``): the scores s_i = q·k_i, then the method's recurrence
+    → ``(o, final state or None)``; ``scan``: the keywords of the scan form."""
+    scores = impl.aaren_scores(q, k)
+    if method == "direct":
+        return (impl.aaren_direct(scores, v),
+                impl.aaren_final_state(scores, v) if return_state else None)
+    if method == "stream":
+        return impl.aaren_stream(scores, v, state=state)
+    return impl.aaren_scan(scores, v, state=state, **scan)
 
 
 def _features(feature_map, q, k):
@@ -218,7 +216,10 @@ def _features(feature_map, q, k):
     if feature_map not in FEATURE_MAPS:
         raise ValueError(f"feature_map must be one of {FEATURE_MAPS} or a callable; "
                          f"got {feature_map!r}")
-    module = backend_module("attention", "torch") if is_torch(q) else reference
+    if is_torch(q):
+        from minirec.attention import torch_ops as module
+    else:
+        module = reference
     phi = module.FEATURE_MAPS[feature_map]
     return phi(q), phi(k)
 
@@ -255,11 +256,11 @@ def linear_attention(q, k, v, *, form="parallel", feature_map="elu+1", normalize
         state = (_state_part(shapes, "state[0] (S)", S, ("d_f", "d_v")),
                  _state_part(shapes, "state[1] (z)", z, ("d_f",)))
     same_kind([q, fq, fk, *(state or ())])
-    backend = pick_backend(backend, q)
+    backend = IMPLEMENTATIONS.pick(backend, q)
     kw = {"normalize": bool(normalize), "state": state}
     if form == "chunked":
         kw["chunk_size"] = require_positive_int("chunk_size", chunk_size)
-    o, final = _call(backend, f"linear_attention_{form}", (fq, fk, v), **kw)
+    o, final = IMPLEMENTATIONS.call(backend, f"linear_attention_{form}", fq, fk, v, **kw)
     return (o, final) if return_state else o
 
 
@@ -291,10 +292,10 @@ def lightnet(q, k, v, *, decay=None, state=None, return_state=False, backend=Non
         else:
             state = (_state_part(shapes, "state (S)", state, ("d_k", "d_v")),)
     same_kind([q, k, v, decay, *(state or ())])
-    backend = pick_backend(backend, q)
+    backend = IMPLEMENTATIONS.pick(backend, q)
     if decay is None:
-        o, final = _call(backend, "lightnet_additive", (q, k, v), state=state)
+        o, final = IMPLEMENTATIONS.call(backend, "lightnet_additive", q, k, v, state=state)
     else:
-        o, final = _call(backend, "lightnet_multiplicative", (q, k, v, decay),
-                         state=None if state is None else state[0])
+        o, final = IMPLEMENTATIONS.call(backend, "lightnet_multiplicative", q, k, v, decay,
+                                        state=None if state is None else state[0])
     return (o, final) if return_state else o

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from minirec._dispatch import backend_module, pick_backend, same_kind
-from minirec._validate import Shapes, is_torch, require_float, require_keys, require_positive_int
+from minirec._dispatch import Implementations, same_kind
+from minirec._validate import Shapes, require_float, require_keys, require_positive_int
 from minirec.cells.reference import GATES, PARAM_NAMES, init_params
 
 __all__ = [
@@ -27,6 +27,18 @@ __all__ = [
     "rnn_bptt", "lstm_bptt", "gru_bptt",
     "init_params", "params_from_torch", "PARAM_NAMES", "GATES",
 ]
+
+#: Where each cell runs on each backend (minirec._dispatch: the choice, the conversion, the call).
+IMPLEMENTATIONS = Implementations(__name__, {
+    #              numpy        numba        torch
+    "rnn_forward":  ("reference", "numba_cpu", "torch_ops"),
+    "gru_forward":  ("reference", "numba_cpu", "torch_ops"),
+    "lstm_forward": ("reference", "numba_cpu", "torch_ops"),
+    "rnn_bptt":     ("reference", "numba_cpu", "torch_ops"),
+    "gru_bptt":     ("reference", "numba_cpu", "torch_ops"),
+    "lstm_bptt":    ("reference", "numba_cpu", "torch_ops"),
+})
+
 
 def params_from_torch(module_or_state_dict, layer: int = 0) -> dict:
     """The params dict of one layer of a ``torch.nn.RNN/GRU/LSTM`` (or their ``*Cell``), as NumPy.
@@ -91,24 +103,11 @@ def _validate(cell, x, state0, params, grad_outputs=None, grad_final=None):
     return x, state0, p, grad_outputs, grad_final
 
 
-def _to_torch(arrays):
-    import torch
-    return [torch.as_tensor(a) for a in arrays]
-
-
 def _forward(cell, x, h0, params, backend):
     x, state0, p, _, _ = _validate(cell, x, h0, params)
-    backend = pick_backend(backend, x)
-    impl = getattr(backend_module("cells", backend), f"{cell}_forward")
-    was_numpy = not is_torch(x)
-    if backend == "torch" and was_numpy:
-        x, *state0 = _to_torch([x, *state0])
-        p = dict(zip(p, _to_torch(list(p.values()))))
-    outputs, final = impl(x, state0 if cell == "lstm" else state0[0], p)
-    if backend == "torch" and was_numpy:
-        outputs = outputs.detach().numpy()
-        final = tuple(f.detach().numpy() for f in final) if cell == "lstm" else final.detach().numpy()
-    return outputs, final
+    backend = IMPLEMENTATIONS.pick(backend, x)
+    return IMPLEMENTATIONS.call(backend, f"{cell}_forward", x,
+                                state0 if cell == "lstm" else state0[0], p)
 
 
 def _bptt(cell, x, h0, params, grad_outputs, grad_final, truncate, return_hidden_grads, backend):
@@ -117,22 +116,13 @@ def _bptt(cell, x, h0, params, grad_outputs, grad_final, truncate, return_hidden
         raise ValueError("grad_outputs (T, B, H) is required")
     if truncate is not None:
         truncate = require_positive_int("truncate", truncate)
-    backend = pick_backend(backend, x)
-    impl = getattr(backend_module("cells", backend), f"{cell}_bptt")
-    was_numpy = not is_torch(x)
-    if backend == "torch" and was_numpy:
-        x, grad_outputs, *state0 = _to_torch([x, grad_outputs, *state0])
-        p = dict(zip(p, _to_torch(list(p.values()))))
-        grad_final = None if grad_final is None else tuple(_to_torch(grad_final))
+    backend = IMPLEMENTATIONS.pick(backend, x)
     if cell != "lstm":
         state0 = state0[0]
         grad_final = None if grad_final is None else grad_final[0]
-    grads = impl(x, state0, p, grad_outputs, grad_final=grad_final, truncate=truncate,
-                 return_hidden_grads=return_hidden_grads)
-    if backend == "torch" and was_numpy:
-        grads = {k: (tuple(t.numpy() for t in v) if isinstance(v, tuple) else v.numpy())
-                 for k, v in grads.items()}
-    return grads
+    return IMPLEMENTATIONS.call(backend, f"{cell}_bptt", x, state0, p, grad_outputs,
+                                grad_final=grad_final, truncate=truncate,
+                                return_hidden_grads=return_hidden_grads)
 
 
 def rnn_forward(x, h0, params, *, backend=None):

@@ -13,13 +13,14 @@ How the work is laid out. Each choice was measured (float32, B=32, T=512, D=H=25
    chunk of 16 steps (:func:`_input_terms`) rather than one for all T steps: the chunk is
    computed just before its steps read it, while it is still in cache. One product for all 512
    steps left each step reading 3H scattered rows of a 48 MB array; chunking made the GRU forward
-   about 20 % faster (≈101 → ≈82 ms; chunks of 8–16 steps were best, 64 and more lost it).
+   about 20 % faster (chunks of 8–16 steps were best, 64 and more lost it; the times are in
+   ``benchmarks/README.md``, "Older measurements").
 2. **One small product per step.** Only ``W_hh h_{t−1}`` has to wait for the previous step.
 3. **Kernel layout: features × batch.** Inside the loop a state is kept transposed, ``hT (H, B)``,
    and the step's product is ``W_hh @ hT (G*H, B)``. OpenBLAS ran that product 1.5× faster than
-   ``h @ W_hhᵀ (B, G*H)`` (32 vs 50 ms for 512 steps), and the gate loops then run along the
-   batch, which is contiguous in every array they touch. Outputs are copied back to
-   ``(T, B, H)`` one step at a time, while the step is still in cache.
+   ``h @ W_hhᵀ (B, G*H)``, and the gate loops then run along the batch, which is contiguous in
+   every array they touch. Outputs are copied back to ``(T, B, H)`` one step at a time, while
+   the step is still in cache.
 4. **Fused gate loops.** A step's gates are computed in one ``@njit`` loop with no temporaries.
    Its ``tanh`` and ``σ`` are plain arithmetic (:func:`_tanh32`, :func:`_tanh64`) so that LLVM
    vectorises the loop; with libm's scalar ``tanh`` the loop was 6× slower.
@@ -27,7 +28,7 @@ How the work is laid out. Each choice was measured (float32, B=32, T=512, D=H=25
    pre-activation gradients ``(G*H, T, B)``; the weight gradients and ``dx`` are three large
    GEMMs after the loop (:func:`_param_grads`) instead of 3·T small ones.
 6. **The time loop is Python, the BLAS is NumPy's.** Each step is ``np.matmul(W_hh, hT, out=…)``
-   and one call of a jitted step kernel (≈1 µs of call overhead, 0.5 ms per 512 steps).
+   and one call of a jitted step kernel, whose call overhead was under 1 % of the forward.
    The alternative, the whole loop inside ``@njit`` with ``np.dot(…, out)``, was measured too
    and lost by 15–20 %: Numba's ``np.dot`` calls SciPy's OpenBLAS, which ran these GEMMs slower
    than NumPy's own OpenBLAS. Mixing the two (NumPy for the big product, SciPy in the loop) made
@@ -135,7 +136,13 @@ def _tanh(a):
 
 
 def _sigmoid(a):
-    """σ(a) = ½ (1 + tanh(a / 2)), as in the reference."""
+    """σ(a) = ½ (1 + tanh(a / 2)), built on the vectorisable tanh of point 4: *not* the
+    reference's form. :func:`minirec.cells.reference.sigmoid` avoids it because 1 + tanh(a/2)
+    cancels for a ≪ 0: here σ has an absolute error of about half an ulp of 1 (1e-16 in float64,
+    6e-8 in float32) and no relative precision in the left tail (it is 0 below a ≈ −38 in
+    float64, a ≈ −18 in float32). The tests hold the cells' results to the reference relative
+    to each array's largest value, which that error meets. Inside kernels the overload below
+    replaces this body."""
     return 0.5 * (1.0 + math.tanh(0.5 * a))
 
 

@@ -44,15 +44,14 @@ Tools for your own comparisons: ``compare(expected, actual)`` returns a table of
 ``cmp(expected, actual)`` prints it and returns True when all match.
 """
 
+from minirec._errors import CheckFailed, NotAttempted
 from minirec.check._core import (
     ATOL,
     GENERIC,
     RTOL,
     Case,
-    CheckFailed,
     Comparison,
     Exercise,
-    NotAttempted,
     Row,
     Suspect,
     bad_mask,

@@ -23,7 +23,8 @@ Nothing here depends on pytest: the messages are meant to be read in a notebook.
 This module runs a check and writes its report; the parts it uses are modules of their own:
 
 - :mod:`~minirec.check._compare`: the comparison of named tensors and its table;
-- :mod:`~minirec.check._exercise`: CheckFailed / NotAttempted, Case, Suspect, Exercise;
+- :mod:`~minirec.check._exercise`: Case, Suspect, Exercise (and CheckFailed / NotAttempted, defined
+  in the leaf :mod:`minirec._errors`);
 - :mod:`~minirec.check._outputs`: a result as named tensors, and what a wrong shape says;
 - :mod:`~minirec.check._traceback`: where the learner's code raised and why (operands, masks);
 - :mod:`~minirec.check._calls`: the learner's earlier functions that this one calls;

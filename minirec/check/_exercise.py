@@ -1,44 +1,18 @@
-"""What a check is made of: its exceptions, the cases it runs, the suspects it matches and the
-:class:`Exercise` that holds them; running a function on a copy of a case's arguments, and
-finding the arguments it changed in place."""
+"""What a check is made of: its exceptions (defined in the leaf :mod:`minirec._errors`), the
+cases it runs, the suspects it matches and the :class:`Exercise` that holds them; running a
+function on a copy of a case's arguments, and finding the arguments it changed in place."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from minirec.check._compare import Comparison
+from minirec._errors import CheckFailed, NotAttempted
 
 __all__ = ["CheckFailed", "NotAttempted", "Case", "Suspect", "Exercise"]
-
-
-class CheckFailed(AssertionError):
-    """The learner's function ran but its result differs from the reference.
-
-    Besides the message, carries (when raised by a check) ``comparison`` (the :class:`Comparison`
-    of the first failing case), ``diagnosis`` (a string or None) and ``case`` (its label).
-    """
-
-    def __init__(self, message: str = "", *, comparison: Comparison | None = None,
-                 diagnosis: str | None = None, case: str | None = None):
-        super().__init__(message)
-        self.comparison = comparison
-        self.diagnosis = diagnosis
-        self.case = case
-
-    def _render_traceback_(self) -> list[str]:
-        """What IPython shows for this exception: the message (table and diagnosis), not the
-        traceback through minirec's checking code (which says nothing about the learner's)."""
-        first, *rest = str(self).splitlines() or [""]
-        return [f"{type(self).__name__}: {first}", *rest]
-
-
-class NotAttempted(CheckFailed):
-    """The learner's function still raises NotImplementedError (the blank exercise)."""
 
 
 @dataclass(frozen=True)

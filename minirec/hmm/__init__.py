@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minirec._dispatch import pick_backend, same_kind
+from minirec._dispatch import Implementations, same_kind
 from minirec._validate import Shapes, is_torch, require_float, require_positive_int
 from minirec.hmm import reference
 from minirec.hmm.reference import FitResult, cyclic, linear_chain, random_dense
@@ -41,7 +41,14 @@ __all__ = [
     "linear_chain", "cyclic", "random_dense", "validate_model", "validate_obs",
 ]
 
-BACKENDS = ("numpy", "numba", "torch")
+#: Where each computation runs on each backend (minirec._dispatch: the choice, the conversion,
+#: the call). Every backend takes observations in the batch form (N, T), int64.
+IMPLEMENTATIONS = Implementations(__name__, {
+    #                 numpy        numba        torch
+    "log_likelihood": ("reference", "numba_cpu", "torch_ops"),
+    "viterbi":        ("reference", "numba_cpu", "torch_ops"),
+    "posteriors":     ("reference", "numba_cpu", "torch_ops"),
+})
 
 
 def _tol(x) -> float:
@@ -91,36 +98,12 @@ def validate_obs(obs, n_symbols: int):
 
 
 def _prepare(pi, A, B, obs, backend):
+    """The model and observations checked → ``pi, A, B``, ``obs (N, T)`` int64 (NumPy), the
+    backend, and whether ``obs`` was one sequence ``(T,)``."""
     pi, A, B = validate_model(pi, A, B)
     validate_obs(obs, B.shape[1])
-    backend = pick_backend(backend, A, BACKENDS)
-    single = np.ndim(obs) == 1 if not is_torch(obs) else obs.dim() == 1
-    return pi, A, B, backend, single
-
-
-def _run_numpy_kind(pi, A, B, obs, backend, fn_name, **kw):
-    """Run ``fn_name`` of the chosen backend on NumPy parameters; batch form (N, T) in and out."""
-    obs2, _ = reference.as_batch(obs)
-    if backend == "numpy":
-        return getattr(reference, fn_name)(pi, A, B, obs2, **kw)
-    if backend == "numba":
-        from minirec.hmm import numba_cpu
-        return getattr(numba_cpu, fn_name)(pi, A, B, obs2, **kw)
-    import torch
-
-    from minirec.hmm import torch_ops
-    out = getattr(torch_ops, fn_name)(*(torch.from_numpy(np.ascontiguousarray(x))
-                                        for x in (pi, A, B)), torch.from_numpy(obs2))
-    return tuple(o.numpy() for o in out) if isinstance(out, tuple) else out.detach().numpy()
-
-
-def _torch_call(pi, A, B, obs, fn_name):
-    import torch
-
-    from minirec.hmm import torch_ops
-    obs = obs if is_torch(obs) else torch.as_tensor(np.asarray(obs))
-    obs = torch.atleast_2d(obs.to(device=A.device, dtype=torch.int64))
-    return getattr(torch_ops, fn_name)(pi, A, B, obs)
+    obs, single = reference.as_batch(obs.detach().cpu().numpy() if is_torch(obs) else obs)
+    return pi, A, B, obs, IMPLEMENTATIONS.pick(backend, A), single
 
 
 def log_likelihood(pi, A, B, obs, *, backend=None, method=None):
@@ -129,42 +112,27 @@ def log_likelihood(pi, A, B, obs, *, backend=None, method=None):
     ``method`` (NumPy input): "log" or "scaled" for the reference (default "log") and for Numba
     (default "scaled"), also "scan" for the reference. Tensors: log space, differentiable.
     """
-    pi, A, B, backend, single = _prepare(pi, A, B, obs, backend)
-    if backend == "torch" and is_torch(A):
-        ll = _torch_call(pi, A, B, obs, "log_likelihood")
-        return ll[0] if single else ll
-    if backend == "numpy":
-        ll = reference.log_likelihood(pi, A, B, reference.as_batch(obs)[0],
-                                      method=method or "log")
-    elif backend == "numba":
-        from minirec.hmm import numba_cpu
-        ll = numba_cpu.log_likelihood(pi, A, B, reference.as_batch(obs)[0],
-                                      method=method or "scaled")
-    else:
-        ll = _run_numpy_kind(pi, A, B, obs, backend, "log_likelihood")
-    ll = np.asarray(ll, dtype=A.dtype)
+    pi, A, B, obs, backend, single = _prepare(pi, A, B, obs, backend)
+    kw = {"method": method} if method is not None and backend != "torch" else {}
+    ll = IMPLEMENTATIONS.call(backend, "log_likelihood", pi, A, B, obs, **kw)
+    ll = ll if is_torch(A) else np.asarray(ll, dtype=A.dtype)
     return ll[0] if single else ll
 
 
 def viterbi(pi, A, B, obs, *, backend=None):
     """The most likely state path and its log-probability log P(x, z*):
     ``obs (T,)`` → ``(path (T,), log_prob ())``, ``(N, T)`` → ``(path (N, T), log_prob (N,))``."""
-    pi, A, B, backend, single = _prepare(pi, A, B, obs, backend)
-    if backend == "torch" and is_torch(A):
-        path, lp = _torch_call(pi, A, B, obs, "viterbi")
-    else:
-        path, lp = _run_numpy_kind(pi, A, B, obs, backend, "viterbi")
-        lp = np.asarray(lp, dtype=A.dtype)
+    pi, A, B, obs, backend, single = _prepare(pi, A, B, obs, backend)
+    path, lp = IMPLEMENTATIONS.call(backend, "viterbi", pi, A, B, obs)
+    lp = lp if is_torch(A) else np.asarray(lp, dtype=A.dtype)
     return (path[0], lp[0]) if single else (path, lp)
 
 
 def posteriors(pi, A, B, obs, *, backend=None):
     """gamma_t[i] = P(z_t = i | x): ``obs (T,)`` → ``(T, K)``, ``(N, T)`` → ``(N, T, K)``."""
-    pi, A, B, backend, single = _prepare(pi, A, B, obs, backend)
-    if backend == "torch" and is_torch(A):
-        gamma = _torch_call(pi, A, B, obs, "posteriors")
-    else:
-        gamma = np.asarray(_run_numpy_kind(pi, A, B, obs, backend, "posteriors"), dtype=A.dtype)
+    pi, A, B, obs, backend, single = _prepare(pi, A, B, obs, backend)
+    gamma = IMPLEMENTATIONS.call(backend, "posteriors", pi, A, B, obs)
+    gamma = gamma if is_torch(A) else np.asarray(gamma, dtype=A.dtype)
     return gamma[0] if single else gamma
 
 

@@ -19,7 +19,7 @@ Shapes, time first::
 from __future__ import annotations
 
 from minirec import attention
-from minirec._dispatch import backend_module, same_kind
+from minirec._dispatch import same_kind
 from minirec._validate import Shapes, is_torch, require_float
 from minirec.longcontext import reference
 from minirec.tasks.recall import read_twice_tokens
@@ -33,9 +33,11 @@ def _phi(feature_map, x):
     if feature_map not in attention.FEATURE_MAPS:
         raise ValueError(f"feature_map must be one of {attention.FEATURE_MAPS} or a callable; "
                          f"got {feature_map!r}")
-    maps = (backend_module("attention", "torch").FEATURE_MAPS if is_torch(x)
-            else attention.reference.FEATURE_MAPS)
-    return maps[feature_map](x)
+    if is_torch(x):
+        from minirec.attention import torch_ops as module
+    else:
+        module = attention.reference
+    return module.FEATURE_MAPS[feature_map](x)
 
 
 def _encoder_state(fk_enc, v_enc):

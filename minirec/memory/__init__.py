@@ -32,15 +32,26 @@ import numbers
 
 import numpy as np
 
-from minirec._dispatch import pick_backend, same_kind
+from minirec._dispatch import Implementations, numpy_dtype, same_kind
 from minirec._validate import Shapes, is_torch, require_float, require_positive_int
-from minirec.memory import reference
 from minirec.memory.reference import init_mlp_memory
 
 __all__ = ["hebbian_memory", "delta_rule_memory", "titans_memory", "init_mlp_memory",
            "MEMORIES", "TitansMemory"]
 
 MEMORIES = ("linear", "mlp")
+
+#: Where each memory runs on each backend (minirec._dispatch: the choice, the conversion, the
+#: call). Numba compiles the per-token linear memories; the chunked form and the MLP memory run
+#: the reference there.
+IMPLEMENTATIONS = Implementations(__name__, {
+    #                        numpy        numba        torch
+    "hebbian_memory":        ("reference", "numba_cpu", "torch_ops"),
+    "delta_rule_memory":     ("reference", "numba_cpu", "torch_ops"),
+    "titans_linear":         ("reference", "numba_cpu", "torch_ops"),
+    "titans_linear_chunked": ("reference", "reference", "torch_ops"),
+    "titans_mlp":            ("reference", "reference", "torch_ops"),
+})
 
 
 def __getattr__(name):
@@ -68,15 +79,11 @@ def _sequences(k, v, q):
 
 
 def _gate(name, value, like, low, high):
-    """A gate as a ``(T,)`` array or tensor of ``like``'s kind and dtype, its range checked."""
+    """A gate as a ``(T,)`` array or tensor in ``like``'s dtype, its range checked (a scalar
+    becomes a NumPy array, which the torch backend moves to ``like``'s device)."""
     T = like.shape[0]
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        value = np.full(T, float(value))
-        if is_torch(like):
-            import torch
-            value = torch.as_tensor(value, dtype=like.dtype, device=like.device)
-        else:
-            value = value.astype(like.dtype)
+        value = np.full(T, float(value), numpy_dtype(like))
     else:
         value = require_float(name, value)
         if value.ndim == 0:
@@ -115,38 +122,6 @@ def _mlp_params(shapes, name, params):
 
 
 # --------------------------------------------------------------------------------------------
-# Dispatch
-# --------------------------------------------------------------------------------------------
-
-def _tree(fn, x):
-    if isinstance(x, dict):
-        return {n: _tree(fn, y) for n, y in x.items()}
-    if isinstance(x, (tuple, list)):
-        return tuple(_tree(fn, y) for y in x)
-    return None if x is None else fn(x)
-
-
-def _run(backend, name, args, kw, *, compiled=True):
-    """Call ``name`` on the chosen backend; NumPy input on the torch backend goes there and back.
-    ``compiled=False``: the Numba backend has no kernel for this form; run the reference."""
-    numpy_in = not is_torch(args[0])
-    if backend == "torch":
-        from minirec.memory import torch_ops as module
-        if numpy_in:
-            import torch
-            args, kw = _tree(torch.as_tensor, args), {n: _tree(torch.as_tensor, x)
-                                                      for n, x in kw.items()}
-    elif backend == "numba" and compiled:
-        from minirec.memory import numba_cpu as module
-    else:
-        module = reference
-    out = getattr(module, name)(*args, **kw)
-    if backend == "torch" and numpy_in:
-        out = _tree(lambda t: t.detach().cpu().numpy(), out)
-    return out
-
-
-# --------------------------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------------------------
 
@@ -160,8 +135,8 @@ def hebbian_memory(k, v, q, *, state=None, return_state=False, backend=None):
     shapes, k, v, q = _sequences(k, v, q)
     M0 = None if state is None else _linear_state(shapes, "state", state)
     same_kind([k, M0])
-    backend = pick_backend(backend, k)
-    y, M = _run(backend, "hebbian_memory", (k, v, q), {"M0": M0})
+    backend = IMPLEMENTATIONS.pick(backend, k)
+    y, M = IMPLEMENTATIONS.call(backend, "hebbian_memory", k, v, q, M0=M0)
     return (y, M) if return_state else y
 
 
@@ -175,8 +150,8 @@ def delta_rule_memory(k, v, q, *, theta, state=None, return_state=False, backend
     theta = _gate("theta", theta, k, 0.0, None)
     M0 = None if state is None else _linear_state(shapes, "state", state)
     same_kind([k, M0])
-    backend = pick_backend(backend, k)
-    y, M = _run(backend, "delta_rule_memory", (k, v, q, theta), {"M0": M0})
+    backend = IMPLEMENTATIONS.pick(backend, k)
+    y, M = IMPLEMENTATIONS.call(backend, "delta_rule_memory", k, v, q, theta, M0=M0)
     return (y, M) if return_state else y
 
 
@@ -219,13 +194,7 @@ def titans_memory(k, v, q, *, eta, theta, alpha, chunk_size=1, memory="linear", 
             H = 4 * k.shape[1] if hidden is None else require_positive_int("hidden", hidden)
             params = init_mlp_memory(k.shape[1], v.shape[1], H, rng=np.random.default_rng(seed),
                                      dtype=np.float64)
-            if is_torch(k):
-                import torch
-                params = {n: torch.as_tensor(p, dtype=k.dtype, device=k.device)
-                          for n, p in params.items()}
-            else:
-                params = {n: p.astype(k.dtype) for n, p in params.items()}
-            state = (params, None)
+            state = ({n: p.astype(numpy_dtype(k)) for n, p in params.items()}, None)
         else:
             params, momentum = _pair("state", state, "the pair (params, momentum) of dicts "
                                                      "{'W1': (H, d_k), 'W2': (d_v, H)}")
@@ -233,14 +202,14 @@ def titans_memory(k, v, q, *, eta, theta, alpha, chunk_size=1, memory="linear", 
             momentum = _mlp_params(shapes, "state[1]", momentum)
             same_kind([k, *params.values(), *momentum.values()])
             state = (params, momentum)
-    backend = pick_backend(backend, k)
+    backend = IMPLEMENTATIONS.pick(backend, k)
     if memory == "mlp":
         params, momentum = state
-        y, final = _run(backend, "titans_mlp", (k, v, q, *gates, params),
-                        {"momentum": momentum, "chunk_size": chunk_size}, compiled=False)
+        y, final = IMPLEMENTATIONS.call(backend, "titans_mlp", k, v, q, *gates, params,
+                                        momentum=momentum, chunk_size=chunk_size)
     elif chunk_size == 1:
-        y, final = _run(backend, "titans_linear", (k, v, q, *gates), {"state": state})
+        y, final = IMPLEMENTATIONS.call(backend, "titans_linear", k, v, q, *gates, state=state)
     else:
-        y, final = _run(backend, "titans_linear_chunked", (k, v, q, *gates, chunk_size),
-                        {"state": state}, compiled=False)
+        y, final = IMPLEMENTATIONS.call(backend, "titans_linear_chunked", k, v, q, *gates,
+                                        chunk_size, state=state)
     return (y, final) if return_state else y

@@ -43,7 +43,7 @@ __all__ = [
     "hebbian_memory", "delta_rule_memory", "titans_linear", "titans_linear_chunked", "titans_chunked",
     "linear_memory_grad", "linear_memory_grads", "linear_memory_read",
     "mlp_memory_read", "mlp_memory_grads", "init_mlp_memory", "gelu", "gelu_grad",
-    "titans_mlp", "titans_mlp_chunked",
+    "titans_mlp",
 ]
 
 
@@ -160,7 +160,7 @@ def _per_step(gate, like):
 # A small MLP memory: M(x) = W2 gelu(W1 x)
 # --------------------------------------------------------------------------------------------
 
-_SQRT_2_OVER_PI = np.sqrt(2.0 / np.pi)
+_SQRT_2_OVER_PI = float(np.sqrt(2.0 / np.pi))  # a Python float: keeps float32 float32
 
 
 def gelu(z):
@@ -212,11 +212,6 @@ def titans_mlp(k, v, q, eta, theta, alpha, params, momentum=None, chunk_size=1):
         momentum = {n: np.zeros_like(p) for n, p in params.items()}
     return titans_chunked(k, v, q, eta, theta, alpha, chunk_size, params, momentum,
                           mlp_memory_grads, mlp_memory_read)
-
-
-def titans_mlp_chunked(k, v, q, eta, theta, alpha, chunk_size, params, momentum=None):
-    """:func:`titans_mlp` with ``chunk_size`` first, as :func:`titans_linear_chunked`."""
-    return titans_mlp(k, v, q, eta, theta, alpha, params, momentum, chunk_size)
 
 
 def titans_linear_chunked(k, v, q, eta, theta, alpha, chunk_size, state=None):

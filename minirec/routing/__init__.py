@@ -15,14 +15,15 @@ Shapes (tokens flattened: routing treats every token on its own)::
 
 The public functions take NumPy arrays or torch tensors. ``backend=None`` picks Numba for NumPy
 input and Torch for tensors; ``backend="numpy"`` runs the reference. Results have the input's
-type and float dtype; ``indices`` and ``slots`` are int64.
+type and float dtype; ``indices`` and ``slots`` are int64 (given as any integer dtype, int32
+included, they are taken as int64).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from minirec._dispatch import backend_module, pick_backend, same_kind
+from minirec._dispatch import Implementations, same_kind
 from minirec._validate import Shapes, is_torch, require_float, require_positive_int
 from minirec.routing.reference import (
     capacity_from_factor,
@@ -45,6 +46,19 @@ __all__ = [
     "SwiGLUExperts",
 ]
 
+#: Where each step runs on each backend (minirec._dispatch: the choice, the conversion, the call).
+#: The balance loss is two reductions NumPy already runs compiled; the dense oracle has no
+#: Numba form.
+IMPLEMENTATIONS = Implementations(__name__, {
+    #                    numpy        numba        torch
+    "top_k_route":       ("reference", "numba_cpu", "torch_ops"),
+    "expert_slots":      ("reference", "numba_cpu", "torch_ops"),
+    "dispatch":          ("reference", "numba_cpu", "torch_ops"),
+    "combine":           ("reference", "numba_cpu", "torch_ops"),
+    "load_balance_loss": ("reference", "reference", "torch_ops"),
+    "dense_mixture":     ("reference", "reference", "torch_ops"),
+})
+
 _TORCH_MODULES = ("MoELayer", "MoEStack", "LinearRouterMoE", "GRURouterMoE", "GRURouter",
                   "LinearRouter", "SwiGLUExperts")
 
@@ -61,7 +75,8 @@ def __getattr__(name):
 # --------------------------------------------------------------------------------------------
 
 def _integer_array(name, value, spec, shapes, n_experts=None, *, low=0, what="expert numbers"):
-    """Check an (N, k) integer array or tensor; with ``n_experts``, values in [low, n_experts)."""
+    """Check an (N, k) integer array or tensor; with ``n_experts``, values in [low, n_experts).
+    Returns it as int64 (every backend's index type: torch's scatter and gather take no other)."""
     if not is_torch(value):
         value = np.asarray(value)
         integer = np.issubdtype(value.dtype, np.integer)
@@ -78,7 +93,7 @@ def _integer_array(name, value, spec, shapes, n_experts=None, *, low=0, what="ex
         if lo < low or hi >= n_experts:
             raise ValueError(f"{name} must hold {what} in [{low}, {n_experts}); "
                              f"got values from {lo} to {hi}")
-    return value
+    return value.long() if is_torch(value) else value.astype(np.int64, copy=False)
 
 
 def _same_kind(x, index, name="indices"):
@@ -103,22 +118,6 @@ def _n_experts(n_experts):
     return require_positive_int("n_experts", n_experts)
 
 
-def _to_numpy(x):
-    return x.detach().cpu().numpy() if is_torch(x) else x
-
-
-def _call(backend, name, arrays, *args, **kw):
-    """Run ``name``; NumPy input on the torch backend is converted there and back."""
-    numpy_in = not is_torch(arrays[0])
-    if backend == "torch" and numpy_in:
-        import torch
-        arrays = [torch.as_tensor(a) for a in arrays]
-    out = getattr(backend_module("routing", backend), name)(*arrays, *args, **kw)
-    if backend == "torch" and numpy_in:
-        out = tuple(_to_numpy(o) for o in out) if isinstance(out, tuple) else _to_numpy(out)
-    return out
-
-
 # --------------------------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------------------------
@@ -133,7 +132,8 @@ def top_k_route(logits, k, *, normalize=True, backend=None):
     logits = require_float("logits", logits)
     Shapes().check("logits", logits, ("N", "E"))
     k = _check_k(k, logits.shape[1])
-    return _call(pick_backend(backend, logits), "top_k_route", [logits], k, normalize=normalize)
+    return IMPLEMENTATIONS.call(IMPLEMENTATIONS.pick(backend, logits), "top_k_route", logits, k,
+                                normalize=normalize)
 
 
 def expert_slots(indices, n_experts, capacity=None, *, backend=None):
@@ -142,7 +142,8 @@ def expert_slots(indices, n_experts, capacity=None, *, backend=None):
     tokens in order). ``capacity=None``: no limit."""
     n_experts, capacity = _n_experts(n_experts), _capacity(capacity)
     indices = _integer_array("indices", indices, ("N", "k"), Shapes(), n_experts)
-    return _call(pick_backend(backend, indices), "expert_slots", [indices], n_experts, capacity)
+    return IMPLEMENTATIONS.call(IMPLEMENTATIONS.pick(backend, indices), "expert_slots", indices,
+                                n_experts, capacity)
 
 
 def dispatch(x, indices, n_experts, capacity=None, *, backend=None):
@@ -155,7 +156,8 @@ def dispatch(x, indices, n_experts, capacity=None, *, backend=None):
     shapes.check("x", x, ("N", "d"))
     indices = _integer_array("indices", indices, ("N", "k"), shapes, n_experts)
     _same_kind(x, indices)
-    return _call(pick_backend(backend, x), "dispatch", [x, indices], n_experts, capacity)
+    return IMPLEMENTATIONS.call(IMPLEMENTATIONS.pick(backend, x), "dispatch", x, indices,
+                                n_experts, capacity)
 
 
 def combine(expert_out, weights, indices, slots, *, backend=None):
@@ -168,13 +170,13 @@ def combine(expert_out, weights, indices, slots, *, backend=None):
     shapes.check("expert_out", expert_out, ("E", "C", "d_out"))
     shapes.check("weights", weights, ("N", "k"))
     E, C = expert_out.shape[:2]
-    _integer_array("indices", indices, ("N", "k"), shapes, E)
-    _integer_array("slots", slots, ("N", "k"), shapes, C, low=-1,
-                   what="buffer positions (−1 for dropped, C from expert_out)")
+    indices = _integer_array("indices", indices, ("N", "k"), shapes, E)
+    slots = _integer_array("slots", slots, ("N", "k"), shapes, C, low=-1,
+                           what="buffer positions (−1 for dropped, C from expert_out)")
     for name, value in (("indices", indices), ("slots", slots)):
         _same_kind(expert_out, value, name)
-    return _call(pick_backend(backend, expert_out), "combine",
-                 [expert_out, weights, indices, slots])
+    return IMPLEMENTATIONS.call(IMPLEMENTATIONS.pick(backend, expert_out), "combine",
+                                expert_out, weights, indices, slots)
 
 
 def load_balance_loss(probs, indices, *, backend=None):
@@ -184,9 +186,10 @@ def load_balance_loss(probs, indices, *, backend=None):
     probs = require_float("probs", probs)
     shapes = Shapes()
     shapes.check("probs", probs, ("N", "E"))
-    _integer_array("indices", indices, ("N", "k"), shapes, probs.shape[1])
+    indices = _integer_array("indices", indices, ("N", "k"), shapes, probs.shape[1])
     _same_kind(probs, indices)
-    out = _call(pick_backend(backend, probs), "load_balance_loss", [probs, indices])
+    out = IMPLEMENTATIONS.call(IMPLEMENTATIONS.pick(backend, probs), "load_balance_loss", probs,
+                               indices)
     return out if is_torch(probs) else np.asarray(out, dtype=probs.dtype)
 
 
@@ -199,11 +202,7 @@ def dense_mixture(x, probs, experts):
     shapes = Shapes()
     shapes.check("x", x, ("N", "d"))
     shapes.check("probs", probs, ("N", "E"))
-    if is_torch(x):
-        from minirec.routing import torch_ops
-        return torch_ops.dense_mixture(x, probs, experts)
-    if len(experts) != probs.shape[1]:
+    if not is_torch(x) and len(experts) != probs.shape[1]:
         raise ValueError(f"experts must hold E = {probs.shape[1]} callables (probs' last axis); "
                          f"got {len(experts)}")
-    from minirec.routing import reference
-    return reference.dense_mixture(x, probs, experts)
+    return IMPLEMENTATIONS.call(IMPLEMENTATIONS.pick(None, x), "dense_mixture", x, probs, experts)

@@ -23,9 +23,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from minirec.routing.reference import load_balance_loss  # two reductions NumPy runs compiled
-
-__all__ = ["top_k_route", "expert_slots", "dispatch", "combine", "load_balance_loss"]
+__all__ = ["top_k_route", "expert_slots", "dispatch", "combine"]  # the balance loss: the reference's
 
 _JIT = dict(cache=True, error_model="numpy")
 

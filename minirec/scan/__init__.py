@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minirec._dispatch import pick_backend, same_kind
+from minirec._dispatch import Implementations, same_kind
 from minirec._validate import is_torch, require_float
 from minirec.scan import reference
 from minirec.scan.reference import (
@@ -51,6 +51,13 @@ __all__ = [
 ]
 
 BACKENDS = ("numpy", "numba", "torch", "cuda")
+#: Where the linear recurrence runs on each backend (minirec._dispatch: the choice, the
+#: conversion, the call). On a CPU, torch_ops runs the compiled Numba scan on float32/float64
+#: tensors' memory: NumPy input on the torch backend goes to that kernel directly.
+IMPLEMENTATIONS = Implementations(__name__, {
+    #                    numpy        numba        torch        cuda
+    "linear_recurrence": ("reference", "numba_cpu", "torch_ops", "numba_cuda.linear_recurrence_cuda"),
+}, backends=BACKENDS, torch_on_numpy={"linear_recurrence": "numba_cpu"})
 METHODS = ("sequential", "hillis_steele", "blelloch", "chunked")
 
 
@@ -101,25 +108,9 @@ def linear_recurrence(a, b, h0=None, *, backend=None):
     the input's type, dtype and device. With torch tensors the result is differentiable with
     respect to a, b and h0 (the backward is the reverse-time recurrence).
     """
-    a, b, h0, shape = _validate(a, b, h0)
-    backend = pick_backend(backend, a, BACKENDS)
-    if backend == "numpy":
-        return reference.linear_recurrence(a, b, h0)
-    if backend == "numba":
-        from minirec.scan import numba_cpu
-        return numba_cpu.linear_recurrence(a, b, h0)
-    if backend == "cuda":
-        from minirec.scan import numba_cuda
-        return numba_cuda.linear_recurrence_cuda(a, b, h0).astype(b.dtype, copy=False)
-    import torch
-
-    from minirec.scan import torch_ops
-    if is_torch(a):
-        return torch_ops.linear_recurrence(a, b, h0)
-    # (np.ascontiguousarray would turn a 0-d h0 into shape (1,))
-    a, b, h0 = (None if x is None else torch.from_numpy(x if x.flags.c_contiguous else x.copy())
-                for x in (a, b, h0))
-    return torch_ops.linear_recurrence(a, b, h0).numpy()
+    a, b, h0, _ = _validate(a, b, h0)
+    backend = IMPLEMENTATIONS.pick(backend, a)
+    return IMPLEMENTATIONS.call(backend, "linear_recurrence", a, b, h0)
 
 
 def associative_scan(combine, elems, *, method="sequential"):

@@ -30,13 +30,10 @@ same size: :func:`_channels` ~0.7× the triad at T = 4096 × N = 1024, :func:`_c
 at T = 65536 × N = 64 (0.44× before the cache blocking), :func:`_sequential` ~0.45× (one thread
 is a one-thread copy). The parallel kernels are the ones that suffer when another job takes a
 core: a parallel region waits for its slowest thread, and :func:`_chunked` opens two per group.
-Other shapes, loaded machine, old unblocked chunked kernel (ms; why the winner wins on the right)::
-
-    T × N            sequential   channels   chunked
-    4096 × 256          0.93        0.71       0.41   chunked: the 4 MB arrays stay in L3
-    65536 × 16          0.86        1.11       0.50   chunked
-    262144 × 4          1.04        2.33       1.23   sequential: rows of 4, latency-bound
-    1048576 × 1         1.50       13.7        2.84   sequential: a chain of dependent FMAs
+On other shapes (``benchmarks/README.md``, "Older measurements": a run of the kernels before
+the cache blocking) the chunked kernel won while the arrays stayed in L3 (T × N = 4096 × 256,
+65536 × 16), and the sequential one on rows of N ≤ 4 channels, where the chain of dependent
+FMAs, not memory, is the limit.
 
 Hence the default, ``method="auto"`` (:func:`choose_method`): one thread below T·N = 2¹⁶
 elements (a parallel region costs more than the work) and for N ≤ 4 channels (the FMA chain is
@@ -61,9 +58,8 @@ Details that mattered:
 
 float32 in, float32 arithmetic and out; float64 likewise; float16 is computed in float32 and
 cast back. Broadcast inputs (``a (T, 1)`` with ``b (T, D)``) are materialised at full size
-first. For comparison, the Torch backend on the same problem on a CPU took ~56 ms (its in-place
-loop: T small ops), ~99 ms (chunked, 2√T ops) and ~850 ms (doubling, T·log₂T work), busy
-machine.
+first. The Torch backend's own scans on a CPU (T small ops, 2√T ops, T·log₂T work) are
+measured beside these kernels by the same benchmark.
 """
 
 from __future__ import annotations

@@ -26,12 +26,19 @@ reference. Results have the input's type and dtype.
 
 from __future__ import annotations
 
-from minirec._dispatch import backend_module, pick_backend, same_kind
-from minirec._validate import Shapes, is_torch, require_float, require_keys
-from minirec.ssm import reference
+from minirec._dispatch import Implementations, same_kind
+from minirec._validate import Shapes, require_float, require_keys
 from minirec.ssm.reference import PARAM_SHAPES, init_params
 
 __all__ = ["selective_scan", "selective_ssm", "init_params", "PARAM_SHAPES", "SelectiveSSM"]
+
+#: Where each step runs on each backend (minirec._dispatch: the choice, the conversion, the call).
+#: The selection (Δ, B, C from x) is three products NumPy already does well.
+IMPLEMENTATIONS = Implementations(__name__, {
+    #                 numpy        numba        torch
+    "selective_scan": ("reference", "numba_cpu", "torch_ops"),
+    "ssm_inputs":     ("reference", "reference", "torch_ops"),
+})
 
 
 def __getattr__(name):
@@ -61,15 +68,6 @@ def _validate_scan(x, delta, A, B, C, D, h0):
     return x, delta, A, B, C, D, h0
 
 
-def _to_torch(arrays):
-    import torch
-    return [None if a is None else torch.as_tensor(a) for a in arrays]
-
-
-def _numpy_out(result):
-    return tuple(r.detach().cpu().numpy() for r in result)
-
-
 def selective_scan(x, delta, A, B, C, *, D=None, h0=None, return_state=False, backend=None):
     """The selective scan: Ā_t = exp(Δ_t A), h_t = Ā_t ⊙ h_{t−1} + Δ_t B_t x_t,
     y_t = Σ_n h_t[..., n] C_t[n] + D ⊙ x_t.
@@ -79,13 +77,8 @@ def selective_scan(x, delta, A, B, C, *, D=None, h0=None, return_state=False, ba
     ``(y, h_T (B, D, N))`` with ``return_state=True``.
     """
     x, delta, A, B, C, D, h0 = _validate_scan(x, delta, A, B, C, D, h0)
-    backend = pick_backend(backend, x)
-    args = (x, delta, A, B, C)
-    if backend == "torch" and not is_torch(x):
-        y, h = _numpy_out(backend_module("ssm", "torch").selective_scan(
-            *_to_torch(args), D=_to_torch([D])[0], h0=_to_torch([h0])[0]))
-    else:
-        y, h = backend_module("ssm", backend).selective_scan(*args, D=D, h0=h0)
+    backend = IMPLEMENTATIONS.pick(backend, x)
+    y, h = IMPLEMENTATIONS.call(backend, "selective_scan", x, delta, A, B, C, D=D, h0=h0)
     return (y, h) if return_state else y
 
 
@@ -107,17 +100,12 @@ def selective_ssm(x, params, *, h0=None, return_state=False, backend=None):
     if h0 is not None:
         h0 = _check(shapes, "h0", h0, ("B", "D", "N"))
     same_kind([x, h0, *checked.values()])
-    backend = pick_backend(backend, x)
-    if backend == "torch":
-        from minirec.ssm import torch_ops
-        if is_torch(x):
-            out = torch_ops.selective_ssm(x, checked, h0=h0)
-        else:
-            tensors = dict(zip(checked, _to_torch(list(checked.values())), strict=True))
-            out = _numpy_out(torch_ops.selective_ssm(*_to_torch([x]), tensors,
-                                                     h0=_to_torch([h0])[0]))
-    else:
-        delta, A, B, C = reference.ssm_inputs(x, checked)
-        out = selective_scan(x, delta, A, B, C, D=checked["D"], h0=h0, return_state=True,
-                             backend=backend)
-    return out if return_state else out[0]
+    backend = IMPLEMENTATIONS.pick(backend, x)
+    y, h = IMPLEMENTATIONS.run(backend, _selective_ssm, x, checked, h0)
+    return (y, h) if return_state else y
+
+
+def _selective_ssm(impl, x, params, h0):
+    """The layer on one backend (``impl``): the selection, then the scan → ``(y, h_T)``."""
+    delta, A, B, C = impl.ssm_inputs(x, params)
+    return impl.selective_scan(x, delta, A, B, C, D=params["D"], h0=h0)

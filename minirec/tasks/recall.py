@@ -41,12 +41,6 @@ def _require_rng(rng) -> np.random.Generator:
     return rng
 
 
-def _require_nonneg_int(name, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
-    return int(value)
-
-
 def _draw_without_replacement(rng, n_rows, population, size):
     """(n_rows, size) ints from range(population), distinct within each row."""
     return np.argsort(rng.random((n_rows, population)), axis=1)[:, :size]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minirec._dispatch import backend_module, pick_backend, same_kind
+from minirec._dispatch import Implementations, numpy_dtype, same_kind
 from minirec._validate import Shapes, is_torch, require_float, require_keys, require_positive_int
 from minirec.workspace import reference
 from minirec.workspace.reference import (
@@ -49,8 +49,16 @@ __all__ = [
     "GlobalWorkspace", "DirectLSTM",
 ]
 
-BACKENDS = ("numpy", "torch")
 M = len(MODULES)
+
+#: Where each step runs on each backend (minirec._dispatch: the choice, the conversion, the call).
+#: No Numba column: ``backend=None`` runs the reference for NumPy input (see above).
+IMPLEMENTATIONS = Implementations(__name__, {
+    #                  numpy        torch
+    "workspace_write": ("reference", "torch_ops"),
+    "run_program":     ("reference", "torch_ops"),
+    "controller_run":  ("reference", "torch_ops"),
+}, backends=("numpy", "torch"))
 
 
 def __getattr__(name):
@@ -63,12 +71,6 @@ def __getattr__(name):
 # --------------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------------
-
-def _backend(backend, x):
-    if backend is None and not is_torch(x):
-        return "numpy"
-    return pick_backend(backend, x, BACKENDS)
-
 
 def _digits(name: str, value, high: int, shapes: Shapes, what: str):
     """An integer array (or tensor) of shape (B,) with values in [0, high)."""
@@ -96,11 +98,6 @@ def _positive(name, value, low=1):
     return value
 
 
-def _torch_like(arrays, like):
-    import torch
-    return [torch.as_tensor(a, dtype=like.dtype, device=like.device) for a in arrays]
-
-
 # --------------------------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------------------------
@@ -113,8 +110,8 @@ def workspace_write(w, gates, a_onehot, *, backend=None):
     gates = shapes.check("gates", require_float("gates", gates), ("B", M))
     a_onehot = shapes.check("a_onehot", require_float("a_onehot", a_onehot), ("B", "N"))
     same_kind([w, gates, a_onehot])
-    impl = backend_module("workspace", _backend(backend, w))
-    return impl.workspace_write(w, gates, a_onehot)
+    return IMPLEMENTATIONS.call(IMPLEMENTATIONS.pick(backend, w), "workspace_write", w, gates,
+                                a_onehot)
 
 
 def run_program(a, program, *, n_digits: int, backend=None):
@@ -124,13 +121,9 @@ def run_program(a, program, *, n_digits: int, backend=None):
     shapes = Shapes()
     program = shapes.check("program", require_float("program", program), ("K", "B", M))
     a = _digits("a", a, n_digits, shapes, "digits")
-    backend = _backend(backend, program)
-    a_onehot = one_hot(a, n_digits, np.float64)
-    if backend == "torch":
-        (a_onehot,) = _torch_like([a_onehot], program)
-    else:
-        a_onehot = a_onehot.astype(program.dtype)
-    return backend_module("workspace", backend).run_program(a_onehot, program)
+    backend = IMPLEMENTATIONS.pick(backend, program)
+    a_onehot = one_hot(a, n_digits, numpy_dtype(program))
+    return IMPLEMENTATIONS.call(backend, "run_program", a_onehot, program)
 
 
 def hand_set_program(b, n_steps: int, dtype=np.float64):
@@ -176,14 +169,8 @@ def controller_run(a, b, params, *, n_digits: int, n_steps: int, hard: bool = Tr
     a = _digits("a", a, n_digits, shapes, "digits")
     b = _digits("b", b, n_steps - 1, shapes, "second addends (at most n_steps − 2)")
     like = p["weight_ih"]
-    backend = _backend(backend, like)
-    a_onehot = one_hot(a, n_digits, np.float64)
-    cue = reference.cue_of(b)
-    impl = backend_module("workspace", backend)
-    if backend == "torch":
-        a_onehot, cue = _torch_like([a_onehot, cue], like)
-        return tuple(impl.controller_run(a_onehot, cue, p, n_steps, hard=hard,
-                                         reads_workspace=reads_workspace))
-    dtype = like.dtype
-    return impl.controller_run(a_onehot.astype(dtype), cue.astype(dtype), p, n_steps, hard=hard,
-                               reads_workspace=reads_workspace)
+    backend = IMPLEMENTATIONS.pick(backend, like)
+    a_onehot = one_hot(a, n_digits, numpy_dtype(like))
+    cue = reference.cue_of(b, numpy_dtype(like))
+    return tuple(IMPLEMENTATIONS.call(backend, "controller_run", a_onehot, cue, p, n_steps,
+                                      hard=hard, reads_workspace=reads_workspace))

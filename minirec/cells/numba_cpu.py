@@ -36,8 +36,7 @@ How the work is laid out. Each choice was measured (float32, B=32, T=512, D=H=25
    from the other. All products therefore go through NumPy. Nothing here uses ``prange``: a
    ``prange`` gate loop between the BLAS calls made the forward 35× slower (threads fighting).
 
-Everything stays in the input's dtype: float32 in, float32 arithmetic and float32 out (float16
-is computed in float32 and cast back).
+Everything stays in the input's dtype: float32 in, float32 arithmetic and float32 out.
 """
 
 from __future__ import annotations
@@ -494,26 +493,13 @@ def _lstm_backward(csT, keep, w_hh, grad_out, dh_T, dc_T, truncate, hidden, keep
 # The functions of reference.py
 # --------------------------------------------------------------------------------------------
 
-def _kernel_dtype(dtype):
-    """Kernels run in float32 or float64; other floats (float16) compute in float32."""
-    return dtype if dtype in (np.float32, np.float64) else np.dtype(np.float32)
-
-
 def _prepare(x, states, params, *grads):
-    """C-contiguous arrays of one kernel dtype: x, [states], (weights, biases), [grads]."""
-    dt = _kernel_dtype(np.result_type(x))
+    """C-contiguous arrays in x's dtype (float32 or float64: ``minirec.cells`` refuses others):
+    x, [states], (weights, biases), [grads]."""
+    dt = x.dtype
     c = lambda a: np.ascontiguousarray(a, dtype=dt)
     p = tuple(c(params[k]) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
     return c(x), [c(s) for s in states], p, [None if g is None else c(g) for g in grads]
-
-
-def _cast(tree, dtype):
-    """Results back to the caller's dtype (a no-op unless the input was float16)."""
-    if isinstance(tree, dict):
-        return {k: _cast(v, dtype) for k, v in tree.items()}
-    if isinstance(tree, tuple):
-        return tuple(_cast(v, dtype) for v in tree)
-    return tree.astype(dtype, copy=False)
 
 
 def _gru_biases(b_ih, b_hh):
@@ -532,32 +518,32 @@ def _backward_args(x, state, grad_final, truncate, return_hidden_grads):
     return dh_T, truncate or 0, hidden, bool(return_hidden_grads)
 
 
-def _finish(grads, dstate0, hidden, return_hidden_grads, dtype):
+def _finish(grads, dstate0, hidden, return_hidden_grads):
     grads["h0"] = dstate0
     if return_hidden_grads:
         grads["hidden"] = hidden
-    return _cast(grads, dtype)
+    return grads
 
 
 def rnn_forward(x, h0, params):
     """tanh RNN over a sequence. ``x (T, B, D)``, ``h0 (B, H)`` → ``(outputs (T, B, H), h_T)``."""
     x_, (h0_,), (w_ih, w_hh, b_ih, b_hh), _ = _prepare(x, (h0,), params)
     hs, _ = _rnn_sequence(x_, h0_, w_ih, w_hh, b_ih + b_hh)
-    return _cast((hs[1:], hs[-1].copy()), x.dtype)
+    return hs[1:], hs[-1].copy()
 
 
 def gru_forward(x, h0, params):
     """GRU over a sequence. ``x (T, B, D)``, ``h0 (B, H)`` → ``(outputs (T, B, H), h_T)``."""
     x_, (h0_,), (w_ih, w_hh, b_ih, b_hh), _ = _prepare(x, (h0,), params)
     hs, _, _ = _gru_sequence(x_, h0_, w_ih, w_hh, *_gru_biases(b_ih, b_hh), False)
-    return _cast((hs[1:], hs[-1].copy()), x.dtype)
+    return hs[1:], hs[-1].copy()
 
 
 def lstm_forward(x, state0, params):
     """LSTM over a sequence. ``x (T, B, D)``, ``state0 = (h0, c0)`` → ``(outputs, (h_T, c_T))``."""
     x_, (h0_, c0_), (w_ih, w_hh, b_ih, b_hh), _ = _prepare(x, state0, params)
     hs, csT, _ = _lstm_sequence(x_, h0_, c0_, w_ih, w_hh, b_ih + b_hh, False)
-    return _cast((hs[1:], (hs[-1].copy(), csT[-1].T.copy())), x.dtype)
+    return hs[1:], (hs[-1].copy(), csT[-1].T.copy())
 
 
 def rnn_bptt(x, h0, params, grad_outputs, *, grad_final=None, truncate=None,
@@ -573,7 +559,7 @@ def rnn_bptt(x, h0, params, grad_outputs, *, grad_final=None, truncate=None,
     hs, hsT = _rnn_sequence(x_, h0_, w_ih, w_hh, b_ih + b_hh)
     args = _backward_args(x_, h0_, gf, truncate, return_hidden_grads)
     da, dh0 = _rnn_backward(hsT, w_hh, go, *args)
-    return _finish(_param_grads(x_, hs, da, da, w_ih), dh0, args[2], return_hidden_grads, x.dtype)
+    return _finish(_param_grads(x_, hs, da, da, w_ih), dh0, args[2], return_hidden_grads)
 
 
 def gru_bptt(x, h0, params, grad_outputs, *, grad_final=None, truncate=None,
@@ -584,8 +570,7 @@ def gru_bptt(x, h0, params, grad_outputs, *, grad_final=None, truncate=None,
     hs, hsT, keep = _gru_sequence(x_, h0_, w_ih, w_hh, *_gru_biases(b_ih, b_hh), True)
     args = _backward_args(x_, h0_, gf, truncate, return_hidden_grads)
     dgi, dgh, dh0 = _gru_backward(hsT, keep, w_hh, go, *args)
-    return _finish(_param_grads(x_, hs, dgi, dgh, w_ih), dh0, args[2], return_hidden_grads,
-                   x.dtype)
+    return _finish(_param_grads(x_, hs, dgi, dgh, w_ih), dh0, args[2], return_hidden_grads)
 
 
 def lstm_bptt(x, state0, params, grad_outputs, *, grad_final=None, truncate=None,
@@ -600,5 +585,4 @@ def lstm_bptt(x, state0, params, grad_outputs, *, grad_final=None, truncate=None
                                                          return_hidden_grads)
     dc_T = np.zeros_like(c0_) if gc is None else gc
     da, dh0, dc0 = _lstm_backward(csT, keep, w_hh, go, dh_T, dc_T, truncate, hidden, keep_hidden)
-    return _finish(_param_grads(x_, hs, da, da, w_ih), (dh0, dc0), hidden, return_hidden_grads,
-                   x.dtype)
+    return _finish(_param_grads(x_, hs, da, da, w_ih), (dh0, dc0), hidden, return_hidden_grads)

@@ -56,10 +56,9 @@ Details that mattered:
 - Cold compile (``cache=True`` then loads in well under a second): sequential ~1–2 s,
   channels ~3 s, chunked ~7 s per dtype.
 
-float32 in, float32 arithmetic and out; float64 likewise; float16 is computed in float32 and
-cast back. Broadcast inputs (``a (T, 1)`` with ``b (T, D)``) are materialised at full size
-first. The Torch backend's own scans on a CPU (T small ops, 2√T ops, T·log₂T work) are
-measured beside these kernels by the same benchmark.
+float32 in, float32 arithmetic and out; float64 likewise. Broadcast inputs (``a (T, 1)`` with
+``b (T, D)``) are materialised at full size first. The Torch backend's own scans on a CPU (T
+small ops, 2√T ops, T·log₂T work) are measured beside these kernels by the same benchmark.
 """
 
 from __future__ import annotations
@@ -185,7 +184,7 @@ def _chunked(a, b, h0, h, C, G, tiny):
 
 def _flat(a, b, h0):
     """Broadcast over trailing axes and flatten them: ``a, b (T, N)`` C-contiguous, ``h0 (N,)``,
-    in float32 or float64 (float16 is computed in float32)."""
+    in float32 or float64."""
     (a, b), shape = broadcast_time_major(a, b)
     dtype = np.result_type(a, b, np.float32)
     a = np.ascontiguousarray(a, dtype).reshape(shape[0], -1)

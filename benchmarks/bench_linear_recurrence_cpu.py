@@ -87,7 +87,7 @@ def numba_methods():
         return mod, {}
     labels = {"sequential": "numba sequential", "channels": "numba parallel over channels",
               "chunked": "numba chunked over time"}
-    names = [m for m in getattr(mod, "METHODS", tuple(labels)) if m != "auto"]
+    names = [m for m in getattr(mod, "LINEAR_RECURRENCE_METHODS", tuple(labels)) if m != "auto"]
     return mod, {labels.get(m, f"numba {m}"): m for m in names}
 
 

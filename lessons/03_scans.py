@@ -96,7 +96,7 @@ show(ref.sequential)
 
 rng = np.random.default_rng(0)
 x = rng.normal(size=13)
-assert np.allclose(ref.sequential(ref.add, x), np.cumsum(x), rtol=1e-13, atol=1e-13)
+assert np.allclose(ref.sequential(ref.add_combine, x), np.cumsum(x), rtol=1e-13, atol=1e-13)
 print("sequential scan with + equals np.cumsum:", True)
 
 # %% [markdown]
@@ -119,7 +119,7 @@ show(ref.hillis_steele)
 
 # %%
 show(ref._up_sweep)
-levels = ref._up_sweep(ref.add, np.arange(1.0, 6.0))     # x = 1, 2, 3, 4, 5
+levels = ref._up_sweep(ref.add_combine, np.arange(1.0, 6.0))     # x = 1, 2, 3, 4, 5
 for k, level in enumerate(levels):
     print(f"level {k}: {level}")
 
@@ -178,7 +178,7 @@ check_blelloch_down_sweep(blelloch_down_sweep)
 for T in [1, 2, 3, 5, 7, 13, 64, 100, 1000]:
     x = rng.normal(size=T)
     for method in ["sequential", "hillis_steele", "blelloch", "chunked"]:
-        assert np.allclose(ref.associative_scan(ref.add, x, method=method), np.cumsum(x),
+        assert np.allclose(ref.associative_scan(ref.add_combine, x, method=method), np.cumsum(x),
                            rtol=1e-12, atol=1e-12), (T, method)
 print("every method equals np.cumsum for T in 1, 2, 3, 5, 7, 13, 64, 100, 1000")
 
@@ -287,7 +287,7 @@ def affine_combine(left, right):
 check_affine_combine(affine_combine)
 
 # %% [markdown]
-# With minirec's `ref.affine` (the same combine), every scan method computes the recurrence. The
+# With minirec's `ref.affine_combine` (the same combine), every scan method computes the recurrence. The
 # running average above becomes $a_t = \tfrac12$, $b_t = \tfrac12 x_t$, and the parallel scans
 # now agree with its loop:
 
@@ -300,20 +300,20 @@ h_loop = ref.linear_recurrence(a, b, h0)
 b_folded = b.copy()
 b_folded[0] = a[0] * h0 + b[0]                            # h_{−1} folded into the first input
 for method in ["sequential", "hillis_steele", "blelloch", "chunked"]:
-    A, H = ref.associative_scan(ref.affine, (a, b_folded), method=method)
+    A, H = ref.associative_scan(ref.affine_combine, (a, b_folded), method=method)
     assert np.allclose(H, h_loop, rtol=1e-12, atol=1e-12)
     assert np.allclose(A, np.cumprod(a, axis=0), rtol=1e-12, atol=1e-300)
 x = rng.normal(size=13)
 halves = (np.full(13, 0.5), np.concatenate([x[:1], 0.5 * x[1:]]))   # b_0 = x_0: y_0 = x_0
 for method in ["hillis_steele", "blelloch"]:
-    _, avg = ref.associative_scan(ref.affine, halves, method=method)
+    _, avg = ref.associative_scan(ref.affine_combine, halves, method=method)
     assert np.allclose(avg, ref.sequential(average, x), rtol=1e-12, atol=1e-12)
 print("affine scan == the loop, for sequential, Hillis–Steele, Blelloch and chunked: True")
 print("the running average as affine maps: parallel scans == its loop: True")
 
 
 def swapped(left, right):                                 # right ∘ left: map 2 first
-    return ref.affine(right, left)
+    return ref.affine_combine(right, left)
 
 
 wrong = {m: ref.associative_scan(swapped, (a, b_folded), method=m)[1]
@@ -402,7 +402,7 @@ for name, tensor in [("a", a_t), ("b", b_t), ("h0", h0_t)]:
     assert np.allclose(mine[name], tensor.grad.numpy(), rtol=1e-10, atol=1e-12), name
 
 a_next = np.concatenate([a[1:], np.zeros((1, D))])             # a_{t+1}; 0 after the end
-_, g_rev = ref.blelloch(ref.affine, (a_next[::-1], grad_h[::-1]))
+_, g_rev = ref.blelloch(ref.affine_combine, (a_next[::-1], grad_h[::-1]))
 assert np.allclose(g_rev[::-1], mine["b"], rtol=1e-10, atol=1e-12)
 print("backward == torch.autograd (rtol 1e-10) and == a reversed Blelloch scan: True")
 
@@ -507,11 +507,11 @@ assert np.isfinite(h_log).all() and log_err < 1e-10
 # %%
 print("chunk  work  depth   (T = 4096)")
 for C in [16, 64, 256]:
-    c = ref.count_combines("chunked", 4096, chunk=C)
+    c = ref.count_combines("chunked", 4096, chunk_size=C)
     print(f"{C:5d}  {c['work']:5d}  {c['depth']:5d}")
 
 # %%
-assert all(ref.count_combines("chunked", 4096, chunk=C)["work"] <= 2 * 4096 for C in [16, 64, 256])
+assert all(ref.count_combines("chunked", 4096, chunk_size=C)["work"] <= 2 * 4096 for C in [16, 64, 256])
 
 # %% [markdown]
 # The work stays below $2T$ (asserted); the depth is about $C + T/C$ (each chunk scanned by a
@@ -560,7 +560,7 @@ T, D, C = 1000, 3, 37
 a = rng.uniform(0.5, 1.0, size=(T, D))
 b = rng.normal(size=(T, D))
 for method in ["sequential", "blelloch"]:
-    _, H = ref.chunked(ref.affine, (a, b), chunk=C, method=method)
+    _, H = ref.chunked(ref.affine_combine, (a, b), chunk_size=C, method=method)
     assert np.allclose(H, ref.linear_recurrence(a, b), rtol=1e-12, atol=1e-12)
 print(f"chunked scan (C = {C}, chunks scanned by the loop or by Blelloch) == the loop: True")
 
@@ -700,7 +700,7 @@ else:
 # %%
 k = rng.normal(scale=300.0, size=(200, 4))
 k_overflow = np.log(np.finfo(np.float64).max)              # e^k is inf above this
-z_scan = ref.associative_scan(ref.logaddexp, k, method="blelloch")
+z_scan = ref.associative_scan(ref.logaddexp_combine, k, method="blelloch")
 assert np.allclose(z_scan, np.logaddexp.accumulate(k, axis=0), rtol=1e-12, atol=1e-12)
 assert k.max() > k_overflow and np.isfinite(z_scan).all()
 print(f"e^k overflows above k = {k_overflow:.1f}; largest k here = {k.max():.1f}")
@@ -714,7 +714,7 @@ print("logaddexp scan (Blelloch) == np.logaddexp.accumulate, all finite: True")
 # $p(x) = \pi_B^\top M_1 M_2 \cdots M_{T-1} \mathbf 1$, with $M_t[i, j] = A[i, j]\, B[j, x_t]$ and
 # $\pi_B[j] = \pi[j] B[j, x_0]$. The forward pass multiplies from the left, one step at a time;
 # but the matrix product is associative, so the products can be scanned — in log space, where
-# the combine is `ref.log_matmul`, $(L_1 \oplus L_2)[i, j] = \log \sum_k e^{L_1[i,k] + L_2[k,j]}$.
+# the combine is `ref.log_matmul_combine`, $(L_1 \oplus L_2)[i, j] = \log \sum_k e^{L_1[i,k] + L_2[k,j]}$.
 # `minirec.hmm` (lesson 10) builds the elements, with $\pi_B$ folded into a first element $M_0$
 # whose every row is $\log \pi_B$, so that any row of the prefix product $M_0 \cdots M_t$ is
 # $\log \alpha_t$:
@@ -757,7 +757,7 @@ print(f"T = 6: scan == loop == brute force over all {K ** 6} paths: True")
 # ### Viterbi: the same scan in the max-plus semiring
 #
 # Replace "sum over paths" by "best path": $\log \sum$ becomes $\max$, and the combine becomes
-# `ref.max_plus`, $(L_1 \oplus L_2)[i, j] = \max_k L_1[i,k] + L_2[k,j]$ — associative because $+$
+# `ref.max_plus_combine`, $(L_1 \oplus L_2)[i, j] = \max_k L_1[i,k] + L_2[k,j]$ — associative because $+$
 # distributes over $\max$ as $\times$ over $+$. The scan gives the log probability of the single
 # most likely state path.
 

@@ -142,9 +142,9 @@ check_attention_combine(attention_combine)
 # identity combined with itself is the identity:
 
 # %%
-show(scan.softmax_attention)
+show(scan.softmax_attention_combine)
 empty = (np.array([-np.inf]), np.zeros(1), np.zeros((1, 2)))
-both_empty = scan.softmax_attention(empty, empty)
+both_empty = scan.softmax_attention_combine(empty, empty)
 print("identity ⊕ identity =", tuple(x.tolist() for x in both_empty))
 assert all(np.array_equal(x, y) for x, y in zip(both_empty, empty, strict=True))
 
@@ -169,7 +169,7 @@ def max_rel_diff(x, y):
     return max(float(np.max(np.abs(a - b) / (1 + np.abs(b)))) for a, b in zip(x, y, strict=True))
 
 
-comb = scan.softmax_attention
+comb = scan.softmax_attention_combine
 for scale in [1.0, 1000.0]:
     a, b, c = (random_elements(10_000, 3, scale) for _ in range(3))
     assoc = max_rel_diff(comb(comb(a, b), c), comb(a, comb(b, c)))
@@ -351,29 +351,30 @@ def linear_attention_recurrent(q, k, v, state):
 check_linear_attention_recurrent(linear_attention_recurrent)
 
 # %% [markdown]
-# The three forms in `attention.linear_attention` agree, with batch axes and heads, and the
+# The three forms, `attention.linear_attention`'s `method=` choices, agree, with batch axes and heads, and the
 # recurrent state has the same size at every $T$:
 
 # %%
 Tl, B, heads, dk, dv = 257, 2, 3, 8, 5
 ql, kl, vl = (rng.normal(size=(Tl, B, heads, d)) for d in (dk, dk, dv))
-outs = {form: attention.linear_attention(ql, kl, vl, form=form, chunk_size=32, return_state=True)
-        for form in ["parallel", "recurrent", "chunked"]}
+outs = {method: attention.linear_attention(ql, kl, vl, method=method, chunk_size=32,
+                                           return_state=True)
+        for method in attention.LINEAR_ATTENTION_METHODS}
 o_par = outs["parallel"][0]
-for form, (o_f, (S_f, z_f)) in outs.items():
-    print(f"{form:9s} max |o − parallel| < 1e-12: {np.abs(o_f - o_par).max() < 1e-12}   "
+for method, (o_f, (S_f, z_f)) in outs.items():
+    print(f"{method:9s} max |o − parallel| < 1e-12: {np.abs(o_f - o_par).max() < 1e-12}   "
           f"state S {S_f.shape}, z {z_f.shape}")
     assert np.abs(o_f - o_par).max() < 1e-12
 
 # %% tags=["nbval-ignore-output"]
 Tt = 1024
 qt, kt, vt = (rng.normal(size=(Tt, 4, d)) for d in (16, 16, 16))
-times = {form: best_time(lambda form=form: attention.linear_attention(qt, kt, vt, form=form,
-                                                                        chunk_size=64))
-         for form in ["parallel", "recurrent", "chunked"]}
+times = {method: best_time(lambda method=method: attention.linear_attention(
+             qt, kt, vt, method=method, chunk_size=64))
+         for method in attention.LINEAR_ATTENTION_METHODS}
 print(f"T = {Tt}, 4 heads, d_k = d_v = 16, one run on this machine (recurrent: the Numba loop)")
-for form, t in times.items():
-    print(f"  {form:9s} {1e3 * t:8.1f} ms   {times['parallel'] / t:5.1f}× the parallel form's speed")
+for method, t in times.items():
+    print(f"  {method:9s} {1e3 * t:8.1f} ms   {times['parallel'] / t:5.1f}× the parallel form's speed")
 
 # %% [markdown]
 # ## LightNet: an additive recurrence that forgets the scan order

@@ -45,7 +45,7 @@ import torch
 
 from minirec import ssm, tasks
 from minirec.attention.reference import elu_plus_one as phi
-from minirec.check.long_context import (
+from minirec.check.longcontext import (
     check_prefix_linear_attention,
     check_recall_accuracy,
     check_selective_scan_step,

@@ -3,7 +3,7 @@
     from minirec.lesson_tools import best_time, show, torch_on_one_thread
 
     torch_on_one_thread()                # once, after the imports
-    show(scan.reference.affine)          # what you read is what runs
+    show(scan.reference.affine_combine)          # what you read is what runs
     seconds = best_time(lambda: f(x))    # best of a few runs after a warm-up
 
 Timings in lessons are ratios from one run on a shared machine, printed in cells that nbval

@@ -118,9 +118,9 @@ LA_CASES = [("numba", "recurrent"), ("numba", "parallel"), ("numba", "chunked"),
 @pytest.mark.parametrize("backend,form", LA_CASES)
 def test_linear_attention_backends(backend, form, T, dtype):
     q, k, v = inputs(T, dtype)
-    want, want_state = att.linear_attention(*f64((q, k, v)), form="recurrent", return_state=True,
+    want, want_state = att.linear_attention(*f64((q, k, v)), method="recurrent", return_state=True,
                                             backend="numpy")
-    got, state = att.linear_attention(q, k, v, form=form, chunk_size=16, return_state=True,
+    got, state = att.linear_attention(q, k, v, method=form, chunk_size=16, return_state=True,
                                       backend=backend)
     assert_close("o", got, want, tol=TOL[dtype], dtype=dtype)
     assert_close("state", state, want_state, tol=TOL[dtype], dtype=dtype)
@@ -132,19 +132,19 @@ def test_linear_attention_backends(backend, form, T, dtype):
 def test_linear_attention_feature_maps(backend, form, fmap, normalize):
     q, k, v = inputs(63, np.float64, d_k=3)
     kw = {"feature_map": fmap, "normalize": normalize}
-    want = att.linear_attention(q, k, v, form="recurrent", backend="numpy", **kw)
-    assert_close("o", att.linear_attention(q, k, v, form=form, backend=backend, **kw), want,
+    want = att.linear_attention(q, k, v, method="recurrent", backend="numpy", **kw)
+    assert_close("o", att.linear_attention(q, k, v, method=form, backend=backend, **kw), want,
                  tol=TOL[np.float64], dtype=np.float64)
 
 
 @pytest.mark.parametrize("backend,form", LA_CASES)
 def test_linear_attention_whole_equals_pieces(backend, form):
     q, k, v = inputs(63, np.float64)
-    whole, final = att.linear_attention(q, k, v, form=form, chunk_size=8, return_state=True,
+    whole, final = att.linear_attention(q, k, v, method=form, chunk_size=8, return_state=True,
                                         backend=backend)
     outs, state = [], None
     for a, b in [(0, 1), (1, 30), (30, 63)]:
-        o, state = att.linear_attention(q[a:b], k[a:b], v[a:b], form=form, chunk_size=8,
+        o, state = att.linear_attention(q[a:b], k[a:b], v[a:b], method=form, chunk_size=8,
                                         state=state, return_state=True, backend=backend)
         outs.append(o)
     assert_close("o in pieces", np.concatenate(outs), whole, tol=TOL[np.float64], dtype=np.float64)
@@ -154,7 +154,7 @@ def test_linear_attention_whole_equals_pieces(backend, form):
 def test_linear_attention_callable_feature_map_and_tensors():
     q, k, v = (torch.from_numpy(a) for a in inputs(7, np.float64))
     phi = lambda x: torch.nn.functional.softplus(x)
-    got = att.linear_attention(q, k, v, feature_map=phi, form="chunked", chunk_size=3)
+    got = att.linear_attention(q, k, v, feature_map=phi, method="chunked", chunk_size=3)
     assert isinstance(got, torch.Tensor)
     fq, fk = (np.log1p(np.exp(a.numpy())) for a in (q, k))
     want = ref.linear_attention_recurrent(fq, fk, v.numpy())[0]

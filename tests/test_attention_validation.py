@@ -105,10 +105,10 @@ def test_options_are_checked():
         att.aaren(q[0], k, v, method="fast")
     with pytest.raises(ValueError, match="torch backend's scan is 'scan'"):
         att.aaren(q[0], k, v, method="blelloch", backend="torch")
-    with pytest.raises(ValueError, match="form must be one of"):
-        att.linear_attention(q, k, v, form="fast")
+    with pytest.raises(ValueError, match="method must be one of"):
+        att.linear_attention(q, k, v, method="fast")
     with pytest.raises(ValueError, match="chunk_size must be a positive integer; got 0"):
-        att.linear_attention(q, k, v, form="chunked", chunk_size=0)
+        att.linear_attention(q, k, v, method="chunked", chunk_size=0)
     with pytest.raises(ValueError, match="feature_map must be one of"):
         att.linear_attention(q, k, v, feature_map="relu")
     with pytest.raises(ValueError, match="backend must be one of"):
@@ -126,7 +126,7 @@ def test_numpy_in_numpy_out_of_the_same_dtype():
     for backend in ("numpy", "numba", "torch"):
         outs = [att.softmax_attention(q, k, v, backend=backend),
                 att.aaren(q[0], k, v, method="stream", backend=backend),
-                att.linear_attention(q, k, v, form="recurrent", backend=backend),
+                att.linear_attention(q, k, v, method="recurrent", backend=backend),
                 att.lightnet(q, k, v, backend=backend)]
         for o in outs:
             assert isinstance(o, np.ndarray) and o.dtype == np.float32 and o.shape == v.shape

@@ -15,7 +15,7 @@ from minirec.check import (
     check_linear_attention_recurrent,
     run_check,
 )
-from minirec.scan.reference import softmax_attention as combine_reference
+from minirec.scan.reference import softmax_attention_combine as combine_reference
 
 try:  # `python -m pytest` (the repository root on sys.path) or a tests/ package
     from tests.mutants import CheckContract

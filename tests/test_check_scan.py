@@ -32,7 +32,7 @@ except ImportError:  # plain `pytest`: tests/ itself is on sys.path
 EXERCISES = {
     "blelloch_down_sweep": (check_blelloch_down_sweep, checks._down_sweep_reference, m_down,
                             checks._down_sweep_exercise),
-    "affine_combine": (check_affine_combine, ref.affine, m_affine, checks._affine_exercise),
+    "affine_combine": (check_affine_combine, ref.affine_combine, m_affine, checks._affine_exercise),
     "linear_recurrence_backward": (check_linear_recurrence_backward,
                                    checks._backward_reference, m_backward,
                                    checks._backward_exercise),
@@ -77,7 +77,7 @@ def test_fixup_reference_is_the_whole_scan(T, C):
     rng = np.random.default_rng(T * 100 + C)
     a, b = rng.uniform(-1, 1, size=(2, T, 3))
     fixed = checks._fixup_reference(*checks._local_scan(a, b, C), C)
-    whole = ref.sequential(ref.affine, (a, b))
+    whole = ref.sequential(ref.affine_combine, (a, b))
     np.testing.assert_allclose(fixed[0], whole[0], rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(fixed[1], whole[1], rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(fixed[1], ref.linear_recurrence(a, b), rtol=1e-12, atol=1e-14)

@@ -114,7 +114,7 @@ def test_every_checks_right_answers_pass_armed_without_an_alert():
     attempted and a wrong answer fails."""
     found = run_armed('''
         import importlib
-        modules = ["attention", "cells", "hmm", "long_context", "memory", "routing", "scan",
+        modules = ["attention", "cells", "hmm", "longcontext", "memory", "routing", "scan",
                    "workspace"]
         results = {}
         for module in modules:
@@ -145,7 +145,7 @@ def test_the_kernel_withholds_the_verdict_of_a_check_it_saw_tampered_with(tmp_pa
         import gc, inspect, sys
         import minirec.check as mc
         import minirec.check._core as core
-        from minirec.scan.reference import affine as reference
+        from minirec.scan.reference import affine_combine as reference
         steps = {}
         def right(left, right):
             return reference(left, right)
@@ -587,8 +587,8 @@ def test_verdict_records_are_not_published_unarmed():
     nothing (the solution notebooks' outputs are unchanged)."""
     done = subprocess.run([sys.executable, "-c", textwrap.dedent('''
         from minirec.check import _verdict, check_affine_combine
-        from minirec.scan.reference import affine
-        check_affine_combine(affine)
+        from minirec.scan.reference import affine_combine
+        check_affine_combine(affine_combine)
         print(_verdict.armed())
     ''')], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.stdout == "✓ affine_combine: passed on 4 cases\nFalse\n", done.stderr

@@ -9,9 +9,9 @@ from minirec.scan import reference
 
 
 def test_show_prints_the_source_that_runs(capsys):
-    show(reference.affine)
+    show(reference.affine_combine)
     printed = capsys.readouterr().out
-    assert "def affine(left, right):" in printed
+    assert "def affine_combine(left, right):" in printed
     assert "return" in printed
 
 

@@ -184,11 +184,11 @@ def attention_element(s, rng):
 
 
 def associative_scan_make(s, rng):
-    return (scan.affine, affine_element(s, rng)), {}
+    return (scan.affine_combine, affine_element(s, rng)), {}
 
 
 def associative_scan_attention(s, rng):
-    return (scan.softmax_attention, attention_element(s, rng)), {}
+    return (scan.softmax_attention_combine, attention_element(s, rng)), {}
 
 
 SCAN_METHODS = tuple({"method": m} for m in ("sequential", "hillis_steele", "blelloch", "chunked"))
@@ -229,9 +229,9 @@ def linear_attention_make(s, rng):
     return qkv(s, rng), {"state": state, "return_state": True, "chunk_size": 2}
 
 
-LINEAR_ATTENTION_VARIANTS = tuple({"form": f} for f in ("parallel", "recurrent", "chunked")) + (
-    {"form": "recurrent", "state": None, "normalize": False},
-    {"form": "chunked", "state": None, "feature_map": "taylor"},
+LINEAR_ATTENTION_VARIANTS = tuple({"method": f} for f in ("parallel", "recurrent", "chunked")) + (
+    {"method": "recurrent", "state": None, "normalize": False},
+    {"method": "chunked", "state": None, "feature_map": "taylor"},
 )
 
 
@@ -534,15 +534,15 @@ TABLE = {
         Entry(associative_scan_make, TB, backends=(PLAIN,), variants=SCAN_METHODS),
         Entry(associative_scan_attention, TBV, backends=(PLAIN,), variants=SCAN_METHODS,
               label="softmax_attention")],
-    "scan.add": plain(pair(lambda s, r: normal(r, s["T"], s["B"]),
+    "scan.add_combine": plain(pair(lambda s, r: normal(r, s["T"], s["B"]),
                            lambda s, r: normal(r, s["T"], s["B"])), TB),
-    "scan.affine": plain(pair(affine_element, affine_element), TB),
-    "scan.matrix_affine": plain(pair(matrix_affine_element, matrix_affine_element), TK),
-    "scan.logaddexp": plain(pair(lambda s, r: normal(r, s["T"], s["B"]),
+    "scan.affine_combine": plain(pair(affine_element, affine_element), TB),
+    "scan.matrix_affine_combine": plain(pair(matrix_affine_element, matrix_affine_element), TK),
+    "scan.logaddexp_combine": plain(pair(lambda s, r: normal(r, s["T"], s["B"]),
                                  lambda s, r: normal(r, s["T"], s["B"])), TB),
-    "scan.log_matmul": plain(pair(log_matrices, log_matrices), TK),
-    "scan.max_plus": plain(pair(log_matrices, log_matrices), TK),
-    "scan.softmax_attention": plain(pair(attention_element, attention_element), TBV),
+    "scan.log_matmul_combine": plain(pair(log_matrices, log_matrices), TK),
+    "scan.max_plus_combine": plain(pair(log_matrices, log_matrices), TK),
+    "scan.softmax_attention_combine": plain(pair(attention_element, attention_element), TBV),
     "scan.softmax_attention_elements": plain(
         pair(lambda s, r: normal(r, s["T"], s["B"]), lambda s, r: normal(r, s["T"], s["B"], s["d_v"])),
         TBV),

@@ -249,7 +249,7 @@ def test_no_answer_is_readable_above_its_exercise(stem, index, name):
 BEFORE_ISSUE_11 = json.loads(
     (ROOT / "tests" / "fixtures" / "leaks" / "before_issue_11.json").read_text(encoding="utf-8"))
 ISSUE_11_LEAKS = {
-    ("04_attention_as_rnn", "attention_combine"),  # show(scan.softmax_attention)
+    ("04_attention_as_rnn", "attention_combine"),  # show(scan.softmax_attention_combine)
     ("07_moe_routing", "top_k_route"),  # show(ref.top_k_route)
     ("09_neural_memory", "delta_rule_write"),  # show(ref.delta_rule_memory)
     ("09_neural_memory", "titans_step"),  # show(ref.titans_linear)

@@ -69,7 +69,7 @@ def test_every_numba_kernel_matches_reference(method, chunk, decay, dtype):
     for T in STEPS:
         for shapes in SHAPES:
             a, b, h0 = make_case(T, shapes, decay, dtype, seed=T + 1)
-            got = numba_cpu.linear_recurrence(a, b, h0, method=method, chunk=chunk)
+            got = numba_cpu.linear_recurrence(a, b, h0, method=method, chunk_size=chunk)
             assert_close(f"{method} chunk={chunk} T={T}", got, reference_h(a, b, h0),
                          tol=TOL[dtype], dtype=dtype)
 
@@ -79,7 +79,7 @@ def test_numba_chunked_many_chunks_and_wide_rows():
     rng = np.random.default_rng(3)
     T, N = 5000, 37
     a, b = rng.uniform(0.9, 1.0, size=(T, N)), rng.normal(size=(T, N))
-    got = numba_cpu.linear_recurrence(a, b, method="chunked", chunk=4)
+    got = numba_cpu.linear_recurrence(a, b, method="chunked", chunk_size=4)
     assert_close("chunked", got, R.linear_recurrence(a, b), tol=TOL[np.float64], dtype=np.float64)
 
 
@@ -91,7 +91,7 @@ def test_numba_chunked_groups_carry_the_state(group_bytes, monkeypatch):
     rng = np.random.default_rng(5)
     T, N = 1001, 5
     a, b, h0 = rng.uniform(0.5, 1.0, size=(T, N)), rng.normal(size=(T, N)), rng.normal(size=N)
-    got = numba_cpu.linear_recurrence(a, b, h0, method="chunked", chunk=7)
+    got = numba_cpu.linear_recurrence(a, b, h0, method="chunked", chunk_size=7)
     assert_close(f"chunked GROUP_BYTES={group_bytes}", got, reference_h(a, b, h0),
                  tol=TOL[np.float64], dtype=np.float64)
 
@@ -103,7 +103,7 @@ def test_numba_products_that_underflow_are_flushed_not_slow_or_wrong():
     a = rng.uniform(0.0, 0.1, size=(4096, 8)).astype(np.float32)
     b = rng.normal(size=(4096, 8)).astype(np.float32)
     h0 = np.full(8, 1e30, np.float32)
-    got = numba_cpu.linear_recurrence(a, b, h0, method="chunked", chunk=512)
+    got = numba_cpu.linear_recurrence(a, b, h0, method="chunked", chunk_size=512)
     assert_close("chunked", got, reference_h(a, b, h0), tol=TOL[np.float32], scale=1.0, dtype=np.float32)
 
 
@@ -262,18 +262,19 @@ def test_bad_shapes_and_types_are_named():
 
 def test_associative_scan_validates_and_dispatches():
     x = np.arange(1.0, 8.0)
-    for method in scan.METHODS:
-        np.testing.assert_allclose(scan.associative_scan(scan.add, x, method=method), np.cumsum(x))
+    for method in scan.ASSOCIATIVE_SCAN_METHODS:
+        np.testing.assert_allclose(scan.associative_scan(scan.add_combine, x, method=method), np.cumsum(x))
     with pytest.raises(ValueError, match=r"method must be one of"):
-        scan.associative_scan(scan.add, x, method="fast")
+        scan.associative_scan(scan.add_combine, x, method="fast")
     with pytest.raises(TypeError, match=r"combine must be a function"):
         scan.associative_scan("add", x)
     with pytest.raises(ValueError, match=r"elems\[1\] must have shape \(T, \.\.\.\) = \(7, \.\.\.\) "
                                          r"\(T=7 from elems\[0\]\); got \(6,\)"):
-        scan.associative_scan(scan.affine, (x, x[:6]))
+        scan.associative_scan(scan.affine_combine, (x, x[:6]))
     with pytest.raises(TypeError, match=r"elems must be a floating-point array"):
-        scan.associative_scan(scan.add, np.arange(7))
+        scan.associative_scan(scan.add_combine, np.arange(7))
     with pytest.raises(TypeError, match=r"runs in NumPy"):
-        scan.associative_scan(scan.add, torch.ones(3))
-    assert set(scan.COMBINES) == {"add", "affine", "matrix_affine", "logaddexp", "log_matmul",
-                                  "max_plus", "softmax_attention"}
+        scan.associative_scan(scan.add_combine, torch.ones(3))
+    assert set(scan.COMBINES) == {"add_combine", "affine_combine", "matrix_affine_combine",
+                                  "logaddexp_combine", "log_matmul_combine", "max_plus_combine",
+                                  "softmax_attention_combine"}

@@ -38,6 +38,7 @@ TOL64 = 1e-10
 # --------------------------------------------------------------------------------------------
 
 def make_elems(name, T, rng, trailing=(3,)):
+    name = name.removesuffix("_combine")
     if name == "add":
         return rng.normal(size=(T, *trailing))
     if name == "affine":
@@ -59,7 +60,8 @@ COMBINES = list(R.COMBINES)
 
 
 def _sizes(name):
-    return [1, 2, 7, 63] if name in ("matrix_affine", "log_matmul", "max_plus") else STEPS
+    small = ("matrix_affine_combine", "log_matmul_combine", "max_plus_combine")
+    return [1, 2, 7, 63] if name in small else STEPS
 
 
 @pytest.mark.parametrize("method", PARALLEL)
@@ -72,34 +74,34 @@ def test_parallel_scans_match_sequential(name, method):
         want = R.sequential(combine, x)
         got = R.associative_scan(combine, x, method=method)
         # matrix products of T matrices: rounding grows with the length of the product
-        assert_close(f"{name} T={T}", got, want, tol=1e-9 if name == "matrix_affine" else TOL64)
+        assert_close(f"{name} T={T}", got, want, tol=1e-9 if name == "matrix_affine_combine" else TOL64)
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 8, 10])
 @pytest.mark.parametrize("inner", ["sequential", "hillis_steele", "blelloch"])
 def test_chunked_any_chunk_and_inner_method(chunk, inner):
     rng = np.random.default_rng(2)
-    for name in ("affine", "softmax_attention", "log_matmul"):
+    for name in ("affine_combine", "softmax_attention_combine", "log_matmul_combine"):
         for T in (1, 2, 7, 63):
             x = make_elems(name, T, rng, trailing=(2,))
             want = R.sequential(R.COMBINES[name], x)
             assert_close(f"{name} T={T} chunk={chunk}",
-                         R.chunked(R.COMBINES[name], x, chunk=chunk, method=inner), want, tol=TOL64)
+                         R.chunked(R.COMBINES[name], x, chunk_size=chunk, method=inner), want, tol=TOL64)
 
 
 def test_scans_keep_bare_arrays_and_tuples_apart():
     x = np.arange(5.0)
     for method in ["sequential", *PARALLEL]:
-        assert isinstance(R.associative_scan(R.add, x, method=method), np.ndarray)
-        y = R.associative_scan(R.affine, (np.ones(5), x), method=method)
+        assert isinstance(R.associative_scan(R.add_combine, x, method=method), np.ndarray)
+        y = R.associative_scan(R.affine_combine, (np.ones(5), x), method=method)
         assert isinstance(y, tuple) and len(y) == 2
 
 
 def test_unknown_method_and_ragged_elements_are_refused():
     with pytest.raises(ValueError, match="method must be one of"):
-        R.associative_scan(R.add, np.zeros(3), method="fast")
+        R.associative_scan(R.add_combine, np.zeros(3), method="fast")
     with pytest.raises(ValueError, match="sharing the leading axis T"):
-        R.sequential(R.affine, (np.zeros(3), np.zeros(4)))
+        R.sequential(R.affine_combine, (np.zeros(3), np.zeros(4)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,7 +111,7 @@ def test_unknown_method_and_ragged_elements_are_refused():
 @pytest.mark.parametrize("method", ["sequential", *PARALLEL])
 def test_add_is_cumsum(method):
     x = np.random.default_rng(3).normal(size=(63, 5))
-    assert_close("add scan", R.associative_scan(R.add, x, method=method), np.cumsum(x, axis=0),
+    assert_close("add scan", R.associative_scan(R.add_combine, x, method=method), np.cumsum(x, axis=0),
                  tol=TOL64)
 
 
@@ -117,7 +119,7 @@ def test_add_is_cumsum(method):
 def test_logaddexp_is_log_cumsum_exp(method):
     x = np.random.default_rng(4).normal(size=(63, 5)) * 3
     want = np.log(np.cumsum(np.exp(x), axis=0))
-    assert_close("logaddexp scan", R.associative_scan(R.logaddexp, x, method=method), want,
+    assert_close("logaddexp scan", R.associative_scan(R.logaddexp_combine, x, method=method), want,
                  tol=TOL64)
 
 
@@ -125,7 +127,7 @@ def test_logaddexp_is_log_cumsum_exp(method):
 def test_affine_scan_is_cumprod_and_the_recurrence(method):
     rng = np.random.default_rng(5)
     a, b = rng.uniform(0.5, 1.0, size=(63, 5)), rng.normal(size=(63, 5))
-    A, B = R.associative_scan(R.affine, (a, b), method=method)
+    A, B = R.associative_scan(R.affine_combine, (a, b), method=method)
     assert_close("A (decay products)", A, np.cumprod(a, axis=0), tol=TOL64)
     assert_close("B (states)", B, brute_force_recurrence(a, b), tol=TOL64)
 
@@ -142,7 +144,7 @@ def test_matrix_affine_is_the_matrix_recurrence(method):
         P = A[t] @ P                                               # A_t … A_0
         want_h.append(h)
         want_A.append(P)
-    gA, gb = R.associative_scan(R.matrix_affine, (A, b), method=method)
+    gA, gb = R.associative_scan(R.matrix_affine_combine, (A, b), method=method)
     assert_close("h", gb, np.stack(want_h), tol=TOL64)
     assert_close("A_t … A_0", gA, np.stack(want_A), tol=TOL64)
 
@@ -150,7 +152,7 @@ def test_matrix_affine_is_the_matrix_recurrence(method):
 def test_log_matmul_is_the_log_of_matrix_products():
     rng = np.random.default_rng(7)
     M = rng.uniform(0.05, 1.0, size=(7, 2, 3, 3))
-    got = R.sequential(R.log_matmul, np.log(M))
+    got = R.sequential(R.log_matmul_combine, np.log(M))
     P = np.broadcast_to(np.eye(3), (2, 3, 3))
     for t in range(7):
         P = P @ M[t]                                               # M_0 M_1 … M_t (left = earlier)
@@ -179,7 +181,7 @@ def test_log_matmul_scan_is_the_hmm_likelihood_by_enumeration(method):
         want += p
     # scan: α_0 = π ⊙ B[:, x_0];  α_t = α_{t−1} M_t,  M_t[i, j] = A[i, j] B[j, x_t]
     M = np.log(A[None] * B[:, x[1:]].T[:, None, :])                # (T−1, K, K)
-    P = R.associative_scan(R.log_matmul, M, method=method)
+    P = R.associative_scan(R.log_matmul_combine, M, method=method)
     log_alpha0 = np.log(pi * B[:, x[0]])
     log_alpha = np.logaddexp.reduce(log_alpha0[:, None] + P[-1], axis=0)
     assert_close("log-likelihood", np.logaddexp.reduce(log_alpha), np.log(want), tol=TOL64)
@@ -188,15 +190,15 @@ def test_log_matmul_scan_is_the_hmm_likelihood_by_enumeration(method):
 def test_log_matmul_is_stable_where_exp_underflows():
     rng = np.random.default_rng(9)
     L = rng.normal(size=(5, 3, 3)) - 2000.0                        # exp(L) == 0 in float64
-    got = R.sequential(R.log_matmul, L)
-    shifted = R.sequential(R.log_matmul, L + 2000.0)                # log(e^{−c}M) = log M − c
+    got = R.sequential(R.log_matmul_combine, L)
+    shifted = R.sequential(R.log_matmul_combine, L + 2000.0)                # log(e^{−c}M) = log M − c
     assert_close("log product + 5·2000", got[-1] + 2000.0 * 5, shifted[-1], tol=1e-12)
 
 
 def test_log_matmul_with_forbidden_transitions():
     with np.errstate(divide="ignore"):
         L = np.log(np.array([[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [1.0, 0.0]]]))
-    got = R.sequential(R.log_matmul, L)
+    got = R.sequential(R.log_matmul_combine, L)
     assert_close("log(I·P)", got[1], L[1], tol=TOL64)                # I·P = P, zeros stay −inf
 
 
@@ -205,7 +207,7 @@ def test_max_plus_is_the_best_path_by_enumeration(method):
     rng = np.random.default_rng(10)
     T, K = 5, 3
     L = rng.normal(size=(T, K, K))
-    got = R.associative_scan(R.max_plus, L, method=method)
+    got = R.associative_scan(R.max_plus_combine, L, method=method)
     for t in range(T):
         for i, j in itertools.product(range(K), repeat=2):
             best = -np.inf
@@ -231,7 +233,7 @@ def test_softmax_attention_scan_is_masked_softmax_attention(method, T):
     rng = np.random.default_rng(11)
     s, v = 5.0 * rng.normal(size=(T, 2)), rng.normal(size=(T, 2, 3))
     elems = R.softmax_attention_elements(s, v)
-    o = R.softmax_attention_output(R.associative_scan(R.softmax_attention, elems, method=method))
+    o = R.softmax_attention_output(R.associative_scan(R.softmax_attention_combine, elems, method=method))
     assert_close("o", o, masked_attention(s, v), tol=TOL64)
     # with torch's own attention, one query whose scores are s (q = 1, k_i = s_i)
     ts, tv = torch.from_numpy(s), torch.from_numpy(v)
@@ -247,7 +249,7 @@ def test_softmax_attention_with_minus_inf_scores_has_no_nan():
     s = np.array([-np.inf, -np.inf, 0.5, -np.inf, 1.0])
     v = np.arange(10.0).reshape(5, 2)
     for method in ["sequential", *PARALLEL]:
-        m, u, w = R.associative_scan(R.softmax_attention, R.softmax_attention_elements(s, v),
+        m, u, w = R.associative_scan(R.softmax_attention_combine, R.softmax_attention_elements(s, v),
                                      method=method)
         assert not np.isnan(u).any() and not np.isnan(w).any()
         assert np.all(u[:2] == 0) and np.all(w[:2] == 0) and np.all(np.isneginf(m[:2]))
@@ -258,7 +260,7 @@ def test_softmax_attention_with_minus_inf_scores_has_no_nan():
 def test_softmax_attention_with_huge_scores_stays_finite():
     s = np.array([1000.0, 1001.0, -1000.0, 999.0])
     v = np.arange(8.0).reshape(4, 2)
-    o = R.softmax_attention_output(R.associative_scan(R.softmax_attention,
+    o = R.softmax_attention_output(R.associative_scan(R.softmax_attention_combine,
                                                       R.softmax_attention_elements(s, v),
                                                       method="blelloch"))
     assert_close("o", o, masked_attention(s, v), tol=TOL64)
@@ -269,7 +271,7 @@ def test_softmax_attention_with_huge_scores_stays_finite():
 # --------------------------------------------------------------------------------------------
 
 def _element_tol(name):
-    return 1e-9 if name in ("matrix_affine", "log_matmul") else 1e-11
+    return 1e-9 if name in ("matrix_affine_combine", "log_matmul_combine") else 1e-11
 
 
 @settings(max_examples=40, deadline=None)
@@ -309,7 +311,7 @@ def affine_own_decay(left, right):
 
 
 def affine_swapped(left, right):
-    return R.affine(right, left)                                   # the later map applied first
+    return R.affine_combine(right, left)                                   # the later map applied first
 
 
 def _disagree(x, y):
@@ -322,7 +324,8 @@ def test_non_associative_combines_make_parallel_scans_disagree(mutant, method):
     rng = np.random.default_rng(12)
     x = make_elems("affine", 63, rng)
     assert _disagree(R.associative_scan(mutant, x, method=method), R.sequential(mutant, x))
-    assert not _disagree(R.associative_scan(R.affine, x, method=method), R.sequential(R.affine, x))
+    assert not _disagree(R.associative_scan(R.affine_combine, x, method=method),
+                         R.sequential(R.affine_combine, x))
 
 
 @pytest.mark.parametrize("method", ["sequential", *PARALLEL])
@@ -347,9 +350,9 @@ def test_off_by_one_chunk_carry_is_detected(monkeypatch):
                                for e, c in zip(R._parts(none), R._parts(carry))])
 
     x = make_elems("affine", 63, np.random.default_rng(13))
-    assert not _disagree(R.chunked(R.affine, x, chunk=8), R.sequential(R.affine, x))
+    assert not _disagree(R.chunked(R.affine_combine, x, chunk_size=8), R.sequential(R.affine_combine, x))
     monkeypatch.setattr(R, "_carry_in", carry_one_chunk_late)
-    assert _disagree(R.chunked(R.affine, x, chunk=8), R.sequential(R.affine, x))
+    assert _disagree(R.chunked(R.affine_combine, x, chunk_size=8), R.sequential(R.affine_combine, x))
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,7 +370,7 @@ def test_work_and_depth_counters(T):
     assert hs["work"] == sum(T - 2**k for k in range(lg))          # Σ_d (T − d)
     assert T - 1 <= bl["work"] <= 2 * (T - 1)                      # work-efficient
     assert bl["depth"] <= 2 * lg
-    ch = R.count_combines("chunked", T, chunk=8)
+    ch = R.count_combines("chunked", T, chunk_size=8)
     assert ch["work"] <= 2 * 8 * math.ceil(T / 8)
 
 

@@ -38,11 +38,12 @@ from minirec.attention.reference import (
 __all__ = [
     "softmax_attention", "aaren", "linear_attention", "lightnet",
     "grid_final_states", "normalized_global_sum", "scan_order", "SCAN_ORDERS",
-    "AarenLayer", "FEATURE_MAPS", "AAREN_METHODS", "LINEAR_ATTENTION_FORMS",
+    "AarenLayer", "FEATURE_MAPS", "AAREN_METHODS", "LINEAR_ATTENTION_METHODS",
 ]
 
 AAREN_METHODS = ("scan", "stream", "direct", "sequential", "hillis_steele", "blelloch")
-LINEAR_ATTENTION_FORMS = ("parallel", "recurrent", "chunked")
+#: The ``method=`` choices of :func:`linear_attention` (all compute the same outputs).
+LINEAR_ATTENTION_METHODS = ("parallel", "recurrent", "chunked")
 FEATURE_MAPS = tuple(reference.FEATURE_MAPS)
 
 #: Where each kernel runs on each backend (minirec._dispatch: the choice, the conversion, the
@@ -172,7 +173,7 @@ def aaren(q, k, v, *, method="scan", state=None, return_state=False, backend=Non
     ``return_state=True``. ``method``:
 
     - ``"scan"`` a prefix scan of (m, u, w) triples with the combine
-      :func:`minirec.scan.reference.softmax_attention` (Hillis–Steele; ``"sequential"``,
+      :func:`minirec.scan.reference.softmax_attention_combine` (Hillis–Steele; ``"sequential"``,
       ``"hillis_steele"``, ``"blelloch"`` pick the scan on the NumPy and Numba backends; Torch's
       scan is a doubling, Hillis–Steele, scan);
     - ``"stream"`` one token at a time with an O(1) state (Numba compiles this loop);
@@ -224,7 +225,7 @@ def _features(feature_map, q, k):
     return phi(q), phi(k)
 
 
-def linear_attention(q, k, v, *, form="parallel", feature_map="elu+1", normalize=True,
+def linear_attention(q, k, v, *, method="parallel", feature_map="elu+1", normalize=True,
                      chunk_size=64, state=None, return_state=False, backend=None):
     """Causal linear attention, the RNN inside attention:
 
@@ -233,7 +234,7 @@ def linear_attention(q, k, v, *, form="parallel", feature_map="elu+1", normalize
     (``normalize=False``: o_t = S_tᵀ φ(q_t)). ``q, k (T, ..., d_k)``, ``v (T, ..., d_v)`` →
     ``o (T, ..., d_v)``, or ``(o, (S, z))`` with ``return_state=True``.
 
-    ``form``: ``"parallel"`` (masked (φ(Q)φ(K)ᵀ ⊙ causal) V, O(T²)), ``"recurrent"`` (the loop
+    ``method``: ``"parallel"`` (masked (φ(Q)φ(K)ᵀ ⊙ causal) V, O(T²)), ``"recurrent"`` (the loop
     above; Numba compiles it) or ``"chunked"`` (parallel inside chunks of ``chunk_size`` steps,
     the state carried between them). ``feature_map``: ``"elu+1"`` (default), ``"taylor"``
     (Based's 2nd-order Taylor map, d_f = 1 + d_k + d_k²), ``"identity"`` (use with
@@ -241,8 +242,8 @@ def linear_attention(q, k, v, *, form="parallel", feature_map="elu+1", normalize
     ``state = (S (..., d_f, d_v), z (..., d_f))`` summarises earlier tokens: a sequence run in
     pieces with the state carried gives the outputs of one run.
     """
-    if form not in LINEAR_ATTENTION_FORMS:
-        raise ValueError(f"form must be one of {LINEAR_ATTENTION_FORMS}; got {form!r}")
+    if method not in LINEAR_ATTENTION_METHODS:
+        raise ValueError(f"method must be one of {LINEAR_ATTENTION_METHODS}; got {method!r}")
     shapes = _Shapes()
     q = _sequence(shapes, "q", q, "d_k")
     k = _sequence(shapes, "k", k, "d_k")
@@ -258,9 +259,9 @@ def linear_attention(q, k, v, *, form="parallel", feature_map="elu+1", normalize
     same_kind([q, fq, fk, *(state or ())])
     backend = IMPLEMENTATIONS.pick(backend, q)
     kw = {"normalize": bool(normalize), "state": state}
-    if form == "chunked":
+    if method == "chunked":
         kw["chunk_size"] = require_positive_int("chunk_size", chunk_size)
-    o, final = IMPLEMENTATIONS.call(backend, f"linear_attention_{form}", fq, fk, v, **kw)
+    o, final = IMPLEMENTATIONS.call(backend, f"linear_attention_{method}", fq, fk, v, **kw)
     return (o, final) if return_state else o
 
 

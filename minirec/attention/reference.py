@@ -15,7 +15,7 @@ Four mechanisms, each in the forms that must agree:
 - **Aaren** (attention as a many-to-many RNN, Feng et al. 2024): one learned query ``q`` that does
   not depend on the input, scores ``s_i = q·k_i``, outputs
   ``o_t = Σ_{i≤t} softmax(s_{≤t})_i v_i``. Computed directly (O(T²)), as a prefix scan of the
-  monoid of ``(m, u, w)`` triples (:func:`minirec.scan.reference.softmax_attention`), and streamed
+  monoid of ``(m, u, w)`` triples (:func:`minirec.scan.reference.softmax_attention_combine`), and streamed
   token by token with an O(1) state.
 - **Causal linear attention** (the survey's "linear attention is an RNN"): parallel, recurrent and
   chunked, with the state ``(S, z)`` carried in and out.
@@ -37,7 +37,7 @@ from minirec.scan.reference import (
     softmax_attention_elements,
     softmax_attention_output,
 )
-from minirec.scan.reference import softmax_attention as attention_combine
+from minirec.scan.reference import softmax_attention_combine as attention_combine
 
 __all__ = [
     "softmax_attention",
@@ -109,7 +109,7 @@ def aaren_direct(s, v):
 
 def aaren_scan(s, v, *, method="hillis_steele", state=None):
     """Aaren as a prefix scan: leaves (m, u, w) = (s_i, 1, v_i), combined with ⊕ =
-    :func:`minirec.scan.reference.softmax_attention`; o_t = w_t / u_t.
+    :func:`minirec.scan.reference.softmax_attention_combine`; o_t = w_t / u_t.
 
     ``s (T, ...)``, ``v (T, ..., d_v)`` → ``(o (T, ..., d_v), state)``; ``state`` = (m, u, w) with
     shapes ``(...)``, ``(...)``, ``(..., d_v)`` is the summary of earlier tokens, entered as one

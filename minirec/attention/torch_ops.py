@@ -75,7 +75,7 @@ def aaren_final_state(s, v):
 
 def aaren_combine(a, b):
     """(m_A, u_A, w_A) ⊕ (m_B, u_B, w_B), A before B: the two softmax sums brought to the common
-    max m = max(m_A, m_B) and added. The twin of :func:`minirec.scan.reference.softmax_attention`."""
+    max m = max(m_A, m_B) and added. The twin of :func:`minirec.scan.reference.softmax_attention_combine`."""
     (ma, ua, wa), (mb, ub, wb) = a, b
     m = torch.maximum(ma, mb)
     shift = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # both −∞: no −∞ + ∞ = NaN
@@ -138,6 +138,10 @@ def aaren_stream(s, v, *, state=None):
     return torch.stack(outs), state
 
 
+#: The ``method=`` choices of :class:`AarenLayer` (all compute the same layer).
+AAREN_LAYER_METHODS = ("scan", "direct", "stream")
+
+
 class AarenLayer(nn.Module):
     """One Aaren layer (attention as a many-to-many RNN): a learned query per head, no biases.
 
@@ -152,8 +156,6 @@ class AarenLayer(nn.Module):
     to the next.
     """
 
-    METHODS = ("scan", "direct", "stream")
-
     def __init__(self, d_model: int, d_head: int | None = None, heads: int = 1, *,
                  method: str = "scan", device=None, dtype=None):
         super().__init__()
@@ -162,8 +164,8 @@ class AarenLayer(nn.Module):
                 n = d_head = d_model // heads                       # 0 when heads > d_model
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ValueError(f"{name} must be a positive integer; got {n!r}")
-        if method not in self.METHODS:
-            raise ValueError(f"method must be one of {self.METHODS}; got {method!r}")
+        if method not in AAREN_LAYER_METHODS:
+            raise ValueError(f"method must be one of {AAREN_LAYER_METHODS}; got {method!r}")
         self.d_model, self.d_head, self.heads, self.method = d_model, d_head, heads, method
         kw = {"device": device, "dtype": dtype}
         self.query = nn.Parameter(torch.empty(heads, d_head, **kw))

@@ -79,7 +79,7 @@ from minirec.check.hmm import (
     check_log_matmul_combine,
     check_viterbi_backtrack,
 )
-from minirec.check.long_context import (
+from minirec.check.longcontext import (
     check_prefix_linear_attention,
     check_recall_accuracy,
     check_selective_scan_step,

@@ -42,7 +42,7 @@ import numpy as np
 from minirec.attention import reference as ref
 from minirec.check._core import Case, CheckFailed, Exercise, Suspect, run_check
 from minirec.check._guards import raising, run_guarded_check, with_unguarded_twins
-from minirec.scan.reference import softmax_attention as _combine
+from minirec.scan.reference import softmax_attention_combine as _combine
 
 __all__ = [
     "check_attention_combine", "check_aaren_stream_step", "check_linear_attention_recurrent",

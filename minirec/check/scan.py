@@ -135,7 +135,7 @@ def _down_sweep_cases(seed):
                            matmul_combine.identity(x)), {"T": T, "K": 2}))
     for T, D in ((6, 3), (7, 1)):                            # sums of vectors: any trailing shape
         x = rng.normal(size=(T, D))
-        cases.append(Case((ref.add, ref._up_sweep(ref.add, x), ref.add.identity(x)),
+        cases.append(Case((ref.add_combine, ref._up_sweep(ref.add_combine, x), ref.add_combine.identity(x)),
                           {"T": T, "D": D}))
     return tuple(cases)
 
@@ -219,7 +219,7 @@ def _affine_cases(seed):
 @cache
 def _affine_exercise():
     return Exercise(
-        name="affine_combine", reference=ref.affine, cases=_affine_cases(seed=2405),
+        name="affine_combine", reference=ref.affine_combine, cases=_affine_cases(seed=2405),
         suspects=_affine_suspects(), outputs=pair_output("affine_combine", "a", "b"),
         shapes={"a": ("T", "D"), "b": ("T", "D")}, arg_names=("left", "right"),
     )
@@ -396,7 +396,7 @@ def _local_scan(a, b, C):
     chunk start."""
     la, lb = np.empty_like(a), np.empty_like(b)
     for s in _chunk_starts(a.shape[0], C):
-        la[s:s + C], lb[s:s + C] = ref.sequential(ref.affine, (a[s:s + C], b[s:s + C]))
+        la[s:s + C], lb[s:s + C] = ref.sequential(ref.affine_combine, (a[s:s + C], b[s:s + C]))
     return la, lb
 
 
@@ -418,9 +418,9 @@ def _fixup_reference(local_a, local_b, C):
     if len(starts) == 1:
         return a, b
     ends = [s - 1 for s in starts[1:]]                                  # last step of chunks 0 … n−2
-    carry_a, carry_b = ref.sequential(ref.affine, (local_a[ends], local_b[ends]))
+    carry_a, carry_b = ref.sequential(ref.affine_combine, (local_a[ends], local_b[ends]))
     for k, s in enumerate(starts[1:]):
-        a[s:s + C], b[s:s + C] = ref.affine((carry_a[k], carry_b[k]),
+        a[s:s + C], b[s:s + C] = ref.affine_combine((carry_a[k], carry_b[k]),
                                             (local_a[s:s + C], local_b[s:s + C]))
     return a, b
 
@@ -431,7 +431,7 @@ def _fixup_exercise():
         name="chunk_fixup", reference=_fixup_reference, cases=_fixup_cases(seed=1986),
         suspects=_fixup_suspects(), outputs=pair_output("chunk_fixup", "a", "b"),
         shapes={"a": ("T", "D"), "b": ("T", "D")}, arg_names=("local_a", "local_b", "C"),
-        calls={"affine_combine": ref.affine},
+        calls={"affine_combine": ref.affine_combine},
     )
 
 

@@ -75,6 +75,6 @@ def prefix_linear_attention(q, k, v, k_enc, v_enc, *, feature_map="elu+1", norma
                          "M >= 1 (without a prompt, use minirec.attention.linear_attention)")
     same_kind([q, k_enc, v_enc])
     state = _encoder_state(_phi(feature_map, k_enc), v_enc)
-    return attention.linear_attention(q, k, v, form="recurrent", feature_map=feature_map,
+    return attention.linear_attention(q, k, v, method="recurrent", feature_map=feature_map,
                                       normalize=normalize, state=state,
                                       return_state=return_state, backend=backend)

@@ -91,7 +91,7 @@ def mqar_linear_attention_logits(task, d_key, *, rng, d_value=64):
     previous = np.concatenate([x[:1], x[:-1]])
     k = embed[previous] * value_step[..., None]                     # k_t = e(x_{t−1}) at values
     v = code[x] * value_step[..., None]                             # v_t = u(x_t) at values
-    o = attention.linear_attention(embed[x], k, v, form="recurrent", feature_map="identity",
+    o = attention.linear_attention(embed[x], k, v, method="recurrent", feature_map="identity",
                                    normalize=False)                 # o_t = S_tᵀ e(x_t)
     logits = o @ code.T                                             # (T, B, V)
     logits[..., ~is_value] = -np.inf

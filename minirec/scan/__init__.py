@@ -16,7 +16,8 @@ Public functions::
     linear_recurrence(a, b, h0=None, *, backend=None) -> h
         h_t = a_t h_{t−1} + b_t,  a (T, ...), b (T, ...), h0 (...) -> h (T, ...)
     associative_scan(combine, elems, *, method="sequential") -> scanned elems   (NumPy)
-    add, affine, matrix_affine, logaddexp, log_matmul, max_plus, softmax_attention  (combines)
+    add_combine, affine_combine, matrix_affine_combine, logaddexp_combine, log_matmul_combine,
+    max_plus_combine, softmax_attention_combine        (combines: named so, unlike the mechanisms)
 
 ``backend=None`` picks Numba for NumPy input and Torch for tensors; ``"numpy"`` runs the
 reference, ``"numba"``, ``"torch"``, and ``"cuda"`` (NumPy in and out; a GPU, or numba's
@@ -31,22 +32,24 @@ from minirec._dispatch import Implementations, same_kind
 from minirec._validate import is_torch, require_float
 from minirec.scan import reference
 from minirec.scan.reference import (
+    ASSOCIATIVE_SCAN_METHODS,
     COMBINES,
-    add,
-    affine,
+    add_combine,
+    affine_combine,
     count_combines,
-    log_matmul,
-    logaddexp,
-    matrix_affine,
-    max_plus,
-    softmax_attention,
+    log_matmul_combine,
+    logaddexp_combine,
+    matrix_affine_combine,
+    max_plus_combine,
+    softmax_attention_combine,
     softmax_attention_elements,
     softmax_attention_output,
 )
 
 __all__ = [
-    "linear_recurrence", "associative_scan", "count_combines", "COMBINES", "METHODS",
-    "add", "affine", "matrix_affine", "logaddexp", "log_matmul", "max_plus", "softmax_attention",
+    "linear_recurrence", "associative_scan", "count_combines", "COMBINES", "ASSOCIATIVE_SCAN_METHODS",
+    "add_combine", "affine_combine", "matrix_affine_combine", "logaddexp_combine",
+    "log_matmul_combine", "max_plus_combine", "softmax_attention_combine",
     "softmax_attention_elements", "softmax_attention_output",
 ]
 
@@ -58,7 +61,6 @@ IMPLEMENTATIONS = Implementations(__name__, {
     #                    numpy        numba        torch        cuda
     "linear_recurrence": ("reference", "numba_cpu", "torch_ops", "numba_cuda.linear_recurrence_cuda"),
 }, backends=BACKENDS, torch_on_numpy={"linear_recurrence": "numba_cpu"})
-METHODS = ("sequential", "hillis_steele", "blelloch", "chunked")
 
 
 def _fmt(shape) -> str:
@@ -125,8 +127,8 @@ def associative_scan(combine, elems, *, method="sequential"):
     if not callable(combine):
         raise TypeError(f"combine must be a function combine(left, right); got "
                         f"{type(combine).__name__}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+    if method not in ASSOCIATIVE_SCAN_METHODS:
+        raise ValueError(f"method must be one of {ASSOCIATIVE_SCAN_METHODS}; got {method!r}")
     parts = elems if isinstance(elems, (tuple, list)) else (elems,)
     names = [f"elems[{i}]" for i in range(len(parts))] if isinstance(elems, (tuple, list)) \
         else ["elems"]

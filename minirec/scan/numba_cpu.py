@@ -194,7 +194,7 @@ def _flat(a, b, h0):
     return a, b, h0, shape
 
 
-METHODS = ("auto", "sequential", "channels", "chunked")
+LINEAR_RECURRENCE_METHODS = ("auto", "sequential", "channels", "chunked")
 
 
 def choose_method(T, N):
@@ -212,13 +212,13 @@ def group_size(T, C, N, itemsize):
     return min(-(-T // C), get_num_threads() * per_thread)
 
 
-def linear_recurrence(a, b, h0=None, *, method="auto", chunk=None):
+def linear_recurrence(a, b, h0=None, *, method="auto", chunk_size=None):
     """h_t = a_t h_{t−1} + b_t, as :func:`minirec.scan.reference.linear_recurrence`.
 
     ``a (T, ...)``, ``b (T, ...)`` (trailing axes broadcast), ``h0 (...)`` or None →
     ``h (T, ...)`` in the inputs' dtype. ``method``: "auto" (see :func:`choose_method`),
     "sequential", "channels" (one block of channels per thread) or "chunked" (over time, chunks
-    of ``chunk`` steps; default :data:`CHUNK`).
+    of ``chunk_size`` steps; default :data:`CHUNK`).
     """
     dtype = np.result_type(a, b)
     a2, b2, h02, shape = _flat(a, b, h0)
@@ -231,9 +231,9 @@ def linear_recurrence(a, b, h0=None, *, method="auto", chunk=None):
     elif method == "channels":
         _channels(a2, b2, h02, h, get_num_threads())
     elif method == "chunked":
-        C = max(1, CHUNK if chunk is None else int(chunk))
+        C = max(1, CHUNK if chunk_size is None else int(chunk_size))
         _chunked(a2, b2, h02, h, C, group_size(T, C, N, b2.dtype.itemsize),
                  b2.dtype.type(np.finfo(b2.dtype).tiny))
     else:
-        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+        raise ValueError(f"method must be one of {LINEAR_RECURRENCE_METHODS}; got {method!r}")
     return h.reshape(shape).astype(dtype, copy=False)

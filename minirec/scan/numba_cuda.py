@@ -3,7 +3,7 @@ a multi-block scan (block scans → scan of the block totals → fix-up).
 
     h_t = a_t h_{t−1} + b_t   as the scan of the affine pairs  (a1, b1) ∘ (a2, b2) = (a1 a2, a2 b1 + b2)
 
-with left = earlier and identity (1, 0) (see :func:`minirec.scan.reference.affine`). The scanned
+with left = earlier and identity (1, 0) (see :func:`minirec.scan.reference.affine_combine`). The scanned
 pair at t is (A_t, B_t) = (Π_{s≤t} a_s, h_t with h_{−1} = 0), so h_t = A_t h0 + B_t.
 
 Layout: ``a, b (T, N)`` in global memory, time first (N = all trailing axes flattened). The grid

@@ -9,7 +9,7 @@ Notation (the same everywhere in minirec)::
     y_t      the inclusive scan:  y_t = x_0 ⊕ x_1 ⊕ … ⊕ x_t
     a, b     (T, ...) decay and input of the linear recurrence  h_t = a_t h_{t−1} + b_t
     h0       (...) the state before the first step, h_{−1} (zero when None)
-    K        states of an HMM / size of the square matrices scanned by log_matmul and max_plus
+    K        states of an HMM / size of the square matrices scanned by log_matmul_combine and max_plus_combine
     d_v      value size of the softmax-attention element (m, u, w)
 
 **Elements.** An element sequence is an array ``(T, ...)`` or a tuple of arrays that share the
@@ -40,10 +40,12 @@ import numpy as np
 
 __all__ = [
     # combines
-    "add", "affine", "matrix_affine", "logaddexp", "log_matmul", "max_plus", "softmax_attention",
+    "add_combine", "affine_combine", "matrix_affine_combine", "logaddexp_combine",
+    "log_matmul_combine", "max_plus_combine", "softmax_attention_combine",
     "softmax_attention_elements", "softmax_attention_output", "COMBINES",
     # scans
-    "sequential", "hillis_steele", "blelloch", "chunked", "associative_scan", "METHODS",
+    "sequential", "hillis_steele", "blelloch", "chunked", "associative_scan",
+    "ASSOCIATIVE_SCAN_METHODS",
     "CountingCombine", "count_combines",
     # linear recurrence
     "linear_recurrence", "linear_recurrence_backward", "linear_recurrence_log",
@@ -123,20 +125,21 @@ def _full(x, value):
 
 def _eye_log(L):
     """log of the identity matrix, shaped like one element of ``L (T, ..., K, K)``: 0 on the
-    diagonal, −inf elsewhere (the unit of both log_matmul and max_plus)."""
+    diagonal, −inf elsewhere (the unit of both log_matmul_combine and
+    max_plus_combine)."""
     K = L.shape[-1]
     return np.broadcast_to(np.where(np.eye(K, dtype=bool), 0.0, -np.inf).astype(L.dtype),
                            L[:1].shape).copy()
 
 
 @_with_identity(lambda x: _full(x, 0))
-def add(x, y):
+def add_combine(x, y):
     """x ⊕ y = x + y: the scan is ``np.cumsum``. Identity 0; associative because + is."""
     return x + y
 
 
 @_with_identity(lambda e: (_full(e[0], 1), _full(e[1], 0)))
-def affine(left, right):
+def affine_combine(left, right):
     """Composition of affine maps h ↦ a h + b, the operator of the linear recurrence.
 
     ``(a1, b1) ⊕ (a2, b2) = (a1·a2, a2·b1 + b2)``: first apply map 1 (the earlier step), then
@@ -152,7 +155,7 @@ def affine(left, right):
 
 @_with_identity(lambda e: (np.broadcast_to(np.eye(e[0].shape[-1], dtype=e[0].dtype),
                                            e[0][:1].shape).copy(), _full(e[1], 0)))
-def matrix_affine(left, right):
+def matrix_affine_combine(left, right):
     """Composition of affine maps h ↦ A h + b with a matrix A: the linear recurrence with a
     state-to-state matrix (an SSM, DeltaNet's state update written as a map).
 
@@ -166,7 +169,7 @@ def matrix_affine(left, right):
 
 
 @_with_identity(lambda x: _full(x, -np.inf))
-def logaddexp(x, y):
+def logaddexp_combine(x, y):
     """x ⊕ y = log(eˣ + eʸ): addition carried out in log space; the scan is a cumulative
     log-sum-exp. Identity −inf (log 0). Associative because + is. ``np.logaddexp`` shifts by
     the larger argument, so nothing overflows."""
@@ -179,7 +182,7 @@ def _finite_or_zero(m):
 
 
 @_with_identity(_eye_log)
-def log_matmul(L1, L2):
+def log_matmul_combine(L1, L2):
     """Matrix product in log space: ``(L1 ⊕ L2)[i, j] = log Σ_k exp(L1[i, k] + L2[k, j])``.
 
     Element: ``(T, ..., K, K)`` log matrices. For the HMM forward pass with row vectors,
@@ -200,7 +203,7 @@ def log_matmul(L1, L2):
 
 
 @_with_identity(_eye_log)
-def max_plus(L1, L2):
+def max_plus_combine(L1, L2):
     """Tropical matrix product: ``(L1 ⊕ L2)[i, j] = max_k L1[i, k] + L2[k, j]`` (Viterbi).
 
     Element: ``(T, ..., K, K)``, log scores. The scan of Viterbi's ``M_t`` gives the score of the
@@ -220,7 +223,7 @@ def _attention_identity(e):
 
 
 @_with_identity(_attention_identity)
-def softmax_attention(left, right):
+def softmax_attention_combine(left, right):
     """Causal softmax attention as a scan (Aaren, Feng et al. 2024): the element ``(m, u, w)``.
 
     Shapes: ``m (T, ...)``, ``u (T, ...)``, ``w (T, ..., d_v)`` — m and u share one shape, w has
@@ -263,8 +266,9 @@ def softmax_attention_output(elems):
     return w / u[..., None]
 
 
-COMBINES = {f.__name__: f for f in (add, affine, matrix_affine, logaddexp, log_matmul, max_plus,
-                                    softmax_attention)}
+COMBINES = {f.__name__: f for f in (add_combine, affine_combine, matrix_affine_combine,
+                                    logaddexp_combine, log_matmul_combine, max_plus_combine,
+                                    softmax_attention_combine)}
 
 
 # ============================================================================================
@@ -393,17 +397,17 @@ def _carry_in(combine, local):
     return _like(local, [p[None] for p in _parts(carries)])
 
 
-def chunked(combine, elems, chunk=16, method="sequential"):
-    """The two-level scan: (1) scan inside every chunk of ``chunk`` steps, all chunks at once
+def chunked(combine, elems, chunk_size=16, method="sequential"):
+    """The two-level scan: (1) scan inside every chunk of ``chunk_size`` steps, all chunks at once
     (with ``method``); (2) scan the chunk totals; (3) fix up chunk k with the combine of the
     chunks before it: y = carry(k) ⊕ local. This is how a multicore CPU (one chunk per thread)
     or a GPU (one chunk per block) scans: the work is ~2T combines; the rounds are
-    chunk − 1 + n_chunks − 2 + 1.
+    chunk_size − 1 + n_chunks − 2 + 1.
     """
     T = _length(elems)
-    C = min(int(chunk), T)
+    C = min(int(chunk_size), T)
     n = -(-T // C)                                               # ⌈T / C⌉ chunks
-    local = METHODS[method](combine, _to_chunks(elems, C, n))    # (1) (C, n, ...)
+    local = _SCANS[method](combine, _to_chunks(elems, C, n))    # (1) (C, n, ...)
     if n == 1:
         return _from_chunks(local, T)
     carry = _carry_in(combine, local)                            # (2) (1, n − 1, ...)
@@ -414,7 +418,9 @@ def chunked(combine, elems, chunk=16, method="sequential"):
                                       zip(_parts(first), _parts(fixed))]), T)
 
 
-METHODS = {"sequential": sequential, "hillis_steele": hillis_steele, "blelloch": blelloch}
+_SCANS = {"sequential": sequential, "hillis_steele": hillis_steele, "blelloch": blelloch}
+#: The ``method=`` choices of :func:`associative_scan` (all compute the same scan).
+ASSOCIATIVE_SCAN_METHODS = (*_SCANS, "chunked")
 
 
 def associative_scan(combine, elems, *, method="sequential"):
@@ -424,9 +430,9 @@ def associative_scan(combine, elems, *, method="sequential"):
     (up to rounding)."""
     if method == "chunked":
         return chunked(combine, elems)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {[*METHODS, 'chunked']}; got {method!r}")
-    return METHODS[method](combine, elems)
+    if method not in ASSOCIATIVE_SCAN_METHODS:
+        raise ValueError(f"method must be one of {ASSOCIATIVE_SCAN_METHODS}; got {method!r}")
+    return _SCANS[method](combine, elems)
 
 
 # --- counting ------------------------------------------------------------------------------
@@ -447,14 +453,14 @@ class CountingCombine:
         return out
 
 
-def count_combines(method, T, chunk=16):
+def count_combines(method, T, chunk_size=16):
     """``{"work": combine applications, "depth": rounds}`` of scanning T elements with
-    ``method`` ("sequential", "hillis_steele", "blelloch" or "chunked"; ``chunk`` is the chunk
+    ``method`` ("sequential", "hillis_steele", "blelloch" or "chunked"; ``chunk_size`` is the chunk
     length of the last, whose work includes the padding of the last chunk)."""
-    counter = CountingCombine(add, scalar=True)
+    counter = CountingCombine(add_combine, scalar=True)
     x = np.zeros(int(T))
     if method == "chunked":
-        chunked(counter, x, chunk=chunk)
+        chunked(counter, x, chunk_size=chunk_size)
     else:
         associative_scan(counter, x, method=method)
     return {"work": counter.work, "depth": counter.rounds}
@@ -590,3 +596,8 @@ def linear_recurrence_log(log_a, b, h0=None):
         h_neg = np.exp(A + np.logaddexp.accumulate(log_neg - A, axis=0))
     h = h_pos - h_neg
     return h[1:] if h0 is not None else h
+
+
+# Old names, kept only while minirec.hmm moves to the new ones (removed in the same change).
+log_matmul = log_matmul_combine
+max_plus = max_plus_combine

@@ -1,5 +1,5 @@
 """The lesson-13 exercise checks discriminate: right answers pass, blanks are "not attempted",
-and every typical wrong answer (tests/mutants/longctx_*) is rejected with the right diagnosis
+and every typical wrong answer (tests/mutants/longcontext_*) is rejected with the right diagnosis
 and the right tensors marked in the table."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minirec.check import long_context as checks
-from minirec.check.long_context import (
+from minirec.check import longcontext as checks
+from minirec.check.longcontext import (
     check_prefix_linear_attention,
     check_recall_accuracy,
     check_selective_scan_step,
@@ -18,14 +18,14 @@ from minirec.tasks import IGNORE
 
 try:  # `python -m pytest` (the repository root on sys.path) or a tests/ package
     from tests.mutants import CheckContract
-    from tests.mutants import longctx_prefix_linear_attention as m_prefix
-    from tests.mutants import longctx_recall_accuracy as m_recall
-    from tests.mutants import longctx_selective_scan_step as m_ssm
+    from tests.mutants import longcontext_prefix_linear_attention as m_prefix
+    from tests.mutants import longcontext_recall_accuracy as m_recall
+    from tests.mutants import longcontext_selective_scan_step as m_ssm
 except ImportError:  # plain `pytest`: tests/ itself is on sys.path
     from mutants import CheckContract
-    from mutants import longctx_prefix_linear_attention as m_prefix
-    from mutants import longctx_recall_accuracy as m_recall
-    from mutants import longctx_selective_scan_step as m_ssm
+    from mutants import longcontext_prefix_linear_attention as m_prefix
+    from mutants import longcontext_recall_accuracy as m_recall
+    from mutants import longcontext_selective_scan_step as m_ssm
 
 
 EXERCISES = {

@@ -342,11 +342,15 @@ print(f"  (ideal fraction of the dense cost: k / E = {k / E:.2f}, plus the routi
 # state is what the router carried out of layer $l-1$:
 #
 # $$
-# x^{(l)} = W_1 h^{(l)}, \qquad r^{(l)} = \mathrm{GRU}\big(x^{(l)}, r^{(l-1)}\big), \qquad
-# z^{(l)} = W_2\, r^{(l)}, \qquad r^{(-1)} = 0
+# x^{(l)} = W_1^{(l)} h^{(l)}, \qquad r^{(l)} = \mathrm{GRU}\big(x^{(l)}, r^{(l-1)}\big), \qquad
+# z^{(l)} = W_2^{(l)}\, r^{(l)}, \qquad r^{(-1)} = 0
 # $$
 #
-# with $W_1$ `(H_r, d)` and $W_2$ `(E, H_r)`. The recurrence runs over depth, not time: every token
+# with $W_1^{(l)}$ `(H_r, d)` and $W_2^{(l)}$ `(E, H_r)`. In RMoE's code every layer owns its two
+# projections and only the GRU cell is shared (`router_projections="per_layer"`, the default of
+# `GRURouterMoE`); they can also be *tied*, one $W_1$, $W_2$ read by every layer
+# (`router_projections="tied"`), which is the form this lesson's toy trains below. Either way one
+# layer's router is a dict `{W1, W2, gru}`. The recurrence runs over depth, not time: every token
 # is still routed in parallel with every other, and the extra cost is one GRU step of size $H_r$
 # per token per layer. The GRU is lesson 01's, with `torch.nn.GRU`'s gates:
 #
@@ -402,7 +406,7 @@ assert not np.allclose(z1, z2)
 # built from: `MoELayer` (route → dispatch → SwiGLU experts as one batched product → combine,
 # with an optional capacity factor, returning the balance loss), and `MoEStack`, $L$ residual MoE
 # layers whose routers are independent linear maps (`LinearRouterMoE`) or one shared `GRURouter`
-# (`GRURouterMoE`). The router's GRU is minirec's own `cells.torch_ops.GRU` run for one step on a
+# (`GRURouterMoE`, here with per-layer projections). The router's GRU is minirec's own `cells.torch_ops.GRU` run for one step on a
 # length-1 sequence, so its weights load from `torch.nn.GRU` unchanged. The stack agrees with the
 # NumPy reference `moe_stack_forward` in float64:
 
@@ -443,7 +447,8 @@ else:
 # which no linear function of the raw features computes. If expert $e$ of layer $l$ outputs
 # $c_{l,e}$ and layer $l$ routes each token to expert $\mathrm{op}_l$, the model is exact. Two
 # models, identical except for the router: a linear embedding, 4 pre-norm residual MoE layers of
-# 4 SwiGLU experts with $k = 1$ (Switch gate), a linear read-out; trained for 300 Adam steps on
+# 4 SwiGLU experts with $k = 1$ (Switch gate), a linear read-out (the GRU router's projections tied
+# across layers: `experiments.RoutedProgramNet`'s default); trained for 300 Adam steps on
 # 4096 tokens with the balance loss ×0.01, two seeds each. We measure, on 2048 test tokens,
 #
 # - the test MSE (predicting the mean scores the variance of $y$, printed below);

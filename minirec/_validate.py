@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["SUPPORTED_DTYPES", "Shapes", "is_torch", "require_float", "require_keys",
-           "require_positive_int"]
+__all__ = ["SUPPORTED_DTYPES", "Shapes", "batch_names", "is_torch", "require_float",
+           "require_generator", "require_integer", "require_keys", "require_positive_int"]
 
 
 def is_torch(value) -> bool:
@@ -55,6 +55,28 @@ def require_float(name: str, value):
     return value
 
 
+def require_integer(name: str, value):
+    """Return ``value`` as an integer array (NumPy) or tensor (torch), or raise TypeError naming
+    ``name`` and its dtype. Lists are converted with ``np.asarray``; floats holding whole numbers
+    and booleans are refused (token ids, indices and counts are integers)."""
+    if not is_torch(value):
+        value = np.asarray(value)
+    dtype = _dtype_name(value)
+    if not (dtype.startswith("int") or dtype.startswith("uint")):
+        kind = "tensor" if is_torch(value) else "array"
+        raise TypeError(f"{name} must be an integer {kind} (token ids, indices); got dtype {dtype}")
+    return value
+
+
+def require_generator(name: str, rng) -> np.random.Generator:
+    """Return ``rng`` if it is a ``numpy.random.Generator``; the legacy ``np.random`` module and
+    ``RandomState`` are refused (rule 8 of the convention sheet: randomness is explicit)."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)); "
+                        f"got {type(rng).__name__}")
+    return rng
+
+
 def require_keys(name: str, mapping, keys: Sequence[str], hint: str = ""):
     """Raise if ``mapping`` is not a mapping holding every one of ``keys``."""
     if not isinstance(mapping, Mapping):
@@ -77,6 +99,11 @@ def _fmt(dims) -> str:
     return "(" + ", ".join(str(d) for d in dims) + (",)" if len(dims) == 1 else ")")
 
 
+def batch_names(n: int) -> tuple[str, ...]:
+    """Symbols of ``n`` batch axes: ``("B",)``, or ``("B1", "B2", ...)``."""
+    return ("B",) if n == 1 else tuple(f"B{i + 1}" for i in range(n))
+
+
 class Shapes:
     """Checks arrays against symbolic shapes and remembers what each symbol was bound to.
 
@@ -88,6 +115,8 @@ class Shapes:
     def __init__(self):
         self.sizes: dict[str, int] = {}
         self.bound_by: dict[str, str] = {}
+        self.batch: int | None = None          # how many batch axes (check_batched)
+        self.batch_from: str | None = None     # the argument that fixed it
 
     def _expected(self, spec) -> str:
         names = []
@@ -109,6 +138,29 @@ class Shapes:
             else:
                 out.append(s)
         return _fmt(out)
+
+    def check_batched(self, name: str, value, head: Sequence, tail: Sequence):
+        """Check ``value`` against ``(*head, ..., *tail)``, where ``...`` is any number of batch
+        axes: the first array checked fixes how many (named B, or B1, B2, ...) and their sizes;
+        every later one must have the same. A mismatch names both arguments."""
+        n = len(value.shape) - len(head) - len(tail)
+        if n < 0:
+            raise ValueError(
+                f"{name} must have shape {_fmt([*head, '...', *tail])} with at least "
+                f"{len(head) + len(tail)} dimensions; got shape {_fmt(tuple(value.shape))}")
+        if self.batch is None:
+            self.batch, self.batch_from = n, name
+        spec = (*head, *batch_names(self.batch), *tail)
+        if n != self.batch:
+            raise ValueError(
+                f"{name} must have shape {self._expected(spec)}: {self.batch} batch "
+                f"{'axis' if self.batch == 1 else 'axes'}, as {self.batch_from} "
+                f"{_fmt(self._batch_sizes())} has; got shape "
+                f"{_fmt(tuple(value.shape))}")
+        return self.check(name, value, spec)
+
+    def _batch_sizes(self):
+        return [self.sizes.get(s, s) for s in batch_names(self.batch)] if self.batch else []
 
     def check(self, name: str, value, spec: Sequence):
         """Check ``value`` (already an array or tensor) against ``spec``; return it unchanged."""

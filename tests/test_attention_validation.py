@@ -33,7 +33,8 @@ def test_mismatched_time_and_key_size():
 
 def test_wrong_rank():
     q, k, v = qkv()
-    with pytest.raises(ValueError, match=r"v must have 3 dimensions \(T, B, d_v\); got shape \(5, 4\)"):
+    with pytest.raises(ValueError, match=r"v must have shape \(T, B, d_v\): 1 batch axis, as q \(2,\) has; "
+                                         r"got shape \(5, 4\)"):
         att.linear_attention(q, k, v[:, 0])
     with pytest.raises(ValueError, match=r"q must have shape \(T, \.\.\., d_k\) with at least 2 "
                                          r"dimensions; got shape \(5,\)"):
@@ -117,7 +118,7 @@ def test_options_are_checked():
         att.lightnet(q, k, v, decay=np.ones((5, 2, 4)))
     with pytest.raises(ValueError, match="order must be one of"):
         att.scan_order("snake", 2, 2)
-    with pytest.raises(ValueError, match="needs rng"):
+    with pytest.raises(TypeError, match="needs rng, a numpy Generator"):
         att.scan_order("random", 2, 2)
 
 
@@ -137,3 +138,48 @@ def test_aaren_layer_is_exported_lazily():
     assert att.AarenLayer is AarenLayer
     with pytest.raises(AttributeError):
         att.no_such_thing  # noqa: B018
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "torch"])
+@pytest.mark.parametrize("method", att.LINEAR_ATTENTION_METHODS)
+def test_elu_features_of_very_negative_queries_do_not_underflow_into_nan(method, backend):
+    """q ≈ −1e3: e^q is 0 in float64 and the normaliser 0/0; the output is finite (a positive
+    factor per query cancels) and equals the output for the shifted queries q − max_f q, whose
+    elu+1 features are exactly e^{q − max q}."""
+    rng = np.random.default_rng(5)
+    q, k, v = (rng.normal(size=(9, 2, d)) for d in (3, 3, 4))
+    shifted = q - q.max(-1, keepdims=True)                       # ≤ 0: φ = e^{shifted}
+    want = att.linear_attention(shifted, k, v, method=method, backend="numpy", chunk_size=4)
+    args = (q - 1000.0, k, v)
+    if backend == "torch":
+        args = tuple(torch.from_numpy(a) for a in args)
+    got = att.linear_attention(*args, method=method, backend=backend, chunk_size=4)
+    got = got.numpy() if backend == "torch" else got
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "torch"])
+def test_keys_whose_features_all_underflow_are_refused(backend):
+    rng = np.random.default_rng(6)
+    q, k, v = (rng.normal(size=(5, d)) for d in (3, 3, 2))
+    args = (q, k - 1000.0, v)
+    if backend == "torch":
+        args = tuple(torch.from_numpy(a) for a in args)
+    with pytest.raises(ValueError, match=r"elu\+1 features of k underflowed"):
+        att.linear_attention(*args, backend=backend)
+
+
+def test_scale_is_one_positive_number_never_an_array():
+    q, k, v = qkv()
+    with pytest.raises(TypeError, match=r"scale must be a positive real number; got ndarray of "
+                                        r"shape \(5,\)"):
+        att.softmax_attention(q, k, v, scale=np.full(5, 0.5))
+    for bad in (0.0, -1.0, np.inf, np.nan):
+        with pytest.raises(ValueError, match="scale must be a positive, finite number"):
+            att.softmax_attention(q, k, v, scale=bad)
+
+
+def test_the_legacy_global_rng_is_refused():
+    with pytest.raises(TypeError, match="needs rng, a numpy Generator .*got module"):
+        att.scan_order("random", 2, 2, rng=np.random)

@@ -112,8 +112,8 @@ def test_validation():
     q, k, v, k_enc, v_enc = _inputs(5, 3, 4, 2)
     with pytest.raises(ValueError, match=r"k_enc must have shape \(M, d_k\) = \(3, 4\) \(d_k=4 from q\)"):
         prefix_linear_attention(q, k, v, k_enc[:, :3], v_enc)
-    with pytest.raises(ValueError, match=r"v_enc must have shape \(M, d_v\) = \(3, d_v\) "
-                                         r"\(M=3 from k_enc\)"):
+    with pytest.raises(ValueError, match=r"v_enc must have shape \(M, d_v\) = \(3, 2\) "
+                                         r"\(M=3 from k_enc\); got \(2, 2\)"):
         prefix_linear_attention(q, k, v, k_enc, v_enc[:2])
     with pytest.raises(ValueError, match=r"v must have shape \(T, d_v\)"):
         prefix_linear_attention(q, k, v[:4], k_enc, v_enc)

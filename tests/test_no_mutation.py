@@ -567,19 +567,6 @@ TABLE = {
     "routing.load_balance_loss": [Entry(load_balance_make, ROUTE)],
     "routing.dense_mixture": plain(dense_mixture_make, ROUTE_F) + [
         Entry(dense_mixture_module, ROUTE_F, backends=(PLAIN_TENSORS,), label="SwiGLUExperts")],
-    "routing.expert_load": plain(lambda s, r: ((routed(r, s)[1], s["E"]), {}), ROUTE),
-    "routing.softmax": plain(lambda s, r: ((normal(r, s["N"], s["E"]),), {}), ROUTE),
-    "routing.silu": plain(lambda s, r: ((normal(r, s["N"], s["E"]),), {}), ROUTE),
-    "routing.swiglu_expert": plain(
-        lambda s, r: ((normal(r, s["N"], s["d"]), normal(r, s["F"], s["d"]),
-                       normal(r, s["F"], s["d"]), normal(r, s["E"], s["F"])), {}), ROUTE_F),
-    "routing.moe_layer": plain(moe_layer_make, ROUTE_F, variants=({}, {"capacity": None})),
-    "routing.linear_router": plain(
-        lambda s, r: ((normal(r, s["N"], s["d"]), normal(r, s["E"], s["d"])), {}), ROUTE),
-    "routing.gru_router_step": plain(
-        lambda s, r: ((normal(r, s["N"], s["d"]), normal(r, s["N"], s["Hr"]), gru_router(r, s)), {}),
-        {**ROUTE, "Hr": 3}),
-    "routing.moe_stack_forward": plain(moe_stack_make, STACK, variants=MOE_STACK_VARIANTS),
     "routing.MoELayer": module(moe_module(
         lambda s: routing.MoELayer(s["d"], s["E"], min(s["k"], s["E"]), s["F"], capacity_factor=1.0),
         tokens_and_logits), ROUTE_F),
@@ -647,8 +634,9 @@ TABLE = {
     "longcontext.read_twice_tokens": plain(read_twice_make, {"T": 3, "Tq": 2, "B": 2}),
     "tasks.read_twice_tokens": plain(read_twice_make, {"T": 3, "Tq": 2, "B": 2}),
     "tasks.recall_accuracy": plain(recall_accuracy_make, {"T": 4, "B": 2, "V": 5}),
-    "tasks.retrieval_hits": plain(retrieval_hits_make, {"n": 3, "m": 4, "d_v": 2},
-                                  variants=({}, {"targets": None})),
+    "tasks.retrieval_hits": plain(retrieval_hits_make, {"n": 3, "m": 4, "d_v": 2}) + plain(
+        lambda s, r: ((normal(r, s["n"], s["d_v"]), normal(r, s["n"], s["d_v"])), {}),
+        {"n": 3, "d_v": 2}, label="targets = arange(n), m = n"),
 }
 
 _DRAWS = "takes sizes and an rng and only draws: no array goes in"

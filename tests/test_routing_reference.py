@@ -228,3 +228,25 @@ def test_oracle_router_follows_the_program():
     r = exp.evaluate_routing(model, test)
     np.testing.assert_array_equal(r["choices"], test["ops"].T)
     assert r["mi_with_op"] == pytest.approx(np.mean([exp.entropy_bits(o, 4) for o in test["ops"].T]))
+
+
+def test_the_paper_router_has_per_layer_projections_around_one_gru_cell():
+    rng = np.random.default_rng(4)
+    routers = ref.init_gru_router(5, 3, 4, rng=rng, n_layers=3)
+    assert len(routers) == 3 and all(r["gru"] is routers[0]["gru"] for r in routers)
+    assert not np.array_equal(routers[0]["W1"], routers[1]["W1"])
+    h = rng.normal(size=(6, 5))
+    experts = [[(lambda x, s=s: np.tanh(x) * s) for s in range(1, 4)] for _ in range(3)]
+    out, logits, _ = ref.moe_stack_forward(h, experts, 1, gru_router=routers)
+    r, u = np.zeros((6, 4)), h                         # layer by layer, each its own W1, W2
+    for layer in range(3):
+        want, r = ref.gru_router_step(u, r, routers[layer])
+        np.testing.assert_allclose(logits[layer], want, rtol=1e-13)
+        y, *_ = ref.moe_layer(u, want, experts[layer], 1)
+        u = u + y
+    np.testing.assert_allclose(out, u, rtol=1e-13)
+    with pytest.raises(ValueError, match="one router dict per layer: 3; got 2"):
+        ref.moe_stack_forward(h, experts, 1, gru_router=routers[:2])
+    other = ref.init_gru_router(5, 3, 4, rng=rng)
+    with pytest.raises(ValueError, match="must share one GRU cell"):
+        ref.moe_stack_forward(h, experts, 1, gru_router=[routers[0], routers[1], other])

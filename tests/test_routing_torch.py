@@ -21,11 +21,13 @@ def _stack(router, *, seed=0, **kw):
                       dtype=torch.float64, **defaults)
 
 
-@pytest.mark.parametrize("router", ["linear", "gru"])
+@pytest.mark.parametrize("router,projections", [("linear", None), ("gru", "per_layer"),
+                                                ("gru", "tied")])
 @pytest.mark.parametrize("norm", [False, True])
 @pytest.mark.parametrize("k,normalize", [(1, False), (2, True), (4, True)])
-def test_stack_matches_reference(router, norm, k, normalize):
-    model = _stack(router, k=k, norm=norm, normalize=normalize, router_hidden=7)
+def test_stack_matches_reference(router, projections, norm, k, normalize):
+    kw = {} if projections is None else {"router_projections": projections}
+    model = _stack(router, k=k, norm=norm, normalize=normalize, router_hidden=7, **kw)
     h = torch.randn(11, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     out, info = model(h)
     ref_out, ref_logits, ref_idx = ref.moe_stack_forward(h.numpy(), **model.reference_kwargs())
@@ -39,10 +41,19 @@ def test_subclasses_pick_their_router():
     assert T.LinearRouterMoE(4, 3, 1, 2, 4).router_kind == "linear"
     gru = T.GRURouterMoE(4, 3, 1, 2, 4, router_hidden=5)
     assert gru.router_kind == "gru" and gru.router.hidden_size == 5
-    # one router for all layers: its parameters do not grow with depth
+    # one GRU cell for all layers: it does not grow with depth; the paper's per-layer
+    # projections W1 (5, 4) and W2 (3, 5) do, by 35 numbers a layer; tied ones do not
     deeper = T.GRURouterMoE(4, 3, 1, 6, 4, router_hidden=5)
-    n = sum(p.numel() for p in gru.router.parameters())
-    assert n == sum(p.numel() for p in deeper.router.parameters())
+    assert gru.router.projections == "per_layer"
+
+    def count(module):
+        return sum(p.numel() for p in module.parameters())
+
+    assert count(gru.router.gru) == count(deeper.router.gru)
+    assert count(deeper.router) - count(gru.router) == 4 * (5 * 4 + 3 * 5)
+    tied = [T.GRURouterMoE(4, 3, 1, L, 4, router_hidden=5, router_projections="tied")
+            for L in (2, 6)]
+    assert count(tied[0].router) == count(tied[1].router) == count(gru.router) - 35
 
 
 def test_gru_router_uses_minirecs_gru_and_loads_torch_nn_weights():
@@ -56,9 +67,9 @@ def test_gru_router_uses_minirecs_gru_and_loads_torch_nn_weights():
     logits, r = router(h, r_prev)
     cell = torch.nn.GRUCell(4, 4).double()
     cell.load_state_dict({k.replace("_l0", ""): v for k, v in ref_gru.state_dict().items()})
-    expect = cell(router.W1(h), r_prev)
+    expect = cell(router.W1[0](h), r_prev)
     torch.testing.assert_close(r, expect, rtol=1e-12, atol=1e-14)
-    torch.testing.assert_close(logits, router.W2(expect), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(logits, router.W2[0](expect), rtol=1e-12, atol=1e-14)
 
 
 def test_functions_match_reference_and_gradcheck():

@@ -64,8 +64,20 @@ def test_balance_loss_and_dense_mixture_shapes():
         routing.load_balance_loss(np.full((3, 4), 0.25), np.full((3, 1), 7))
     with pytest.raises(ValueError, match=r"indices must have shape \(N, k\) = \(3, k\)"):
         routing.load_balance_loss(np.full((3, 4), 0.25), np.zeros((2, 1), dtype=int))
-    with pytest.raises(ValueError, match="experts must hold E = 2 callables"):
+    with pytest.raises(ValueError, match="experts must hold E = 2 experts .*; got 1"):
         routing.dense_mixture(np.zeros((3, 2)), np.zeros((3, 2)), [lambda x: x])
+    with pytest.raises(ValueError, match=r"probs must hold at least one token: shape \(N, E\)"):
+        routing.load_balance_loss(np.zeros((0, 4)), np.zeros((0, 1), dtype=int))
+
+
+def test_torch_dense_mixture_counts_its_experts():
+    """It summed over the experts given and dropped the gates beyond them."""
+    x, probs = torch.zeros(3, 2, dtype=torch.float64), torch.full((3, 3), 1 / 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="experts must hold E = 3 experts .*; got 2"):
+        routing.dense_mixture(x, probs, [lambda z: z, lambda z: z])
+    experts = routing.SwiGLUExperts(2, 2, 4, dtype=torch.float64)
+    with pytest.raises(ValueError, match="experts must hold E = 3 experts .*; got 2"):
+        routing.dense_mixture(x, probs, experts)
 
 
 def test_torch_input_needs_the_torch_backend():

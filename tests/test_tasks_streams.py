@@ -37,10 +37,25 @@ def test_recall_accuracy_counts_argmax_hits():
                                   [True, True, False])
     with pytest.raises(ValueError, match="targets must have shape"):
         retrieval_hits(retrieved, values, [0, 1])
-    with pytest.raises(ValueError, match="same d_v"):
+    with pytest.raises(ValueError, match=r"values must have shape \(m, d_v\) = \(4, 4\) "
+                                         r"\(d_v=4 from retrieved\); got \(4, 3\)"):
         retrieval_hits(retrieved, values[:, :3])
+
+
+def test_retrieval_hits_refuses_targets_outside_the_values():
+    with pytest.raises(ValueError, match=r"targets must index values: entries in \[0, m\) = \[0, 2\)"):
+        retrieval_hits(np.eye(3)[:, :2], np.eye(2))
+    with pytest.raises(TypeError, match="targets must be an integer array"):
+        retrieval_hits(np.eye(2), np.eye(2), [0.0, 1.0])
 
 
 def test_unit_vectors_rejects_empty_dimension():
     with pytest.raises(ValueError, match="d >= 1"):
         unit_vectors(3, 0, rng=np.random.default_rng(0))
+
+
+def test_the_legacy_global_rng_is_refused():
+    with pytest.raises(TypeError, match=r"rng must be a numpy.random.Generator .*got module"):
+        unit_vectors(3, 2, rng=np.random)
+    with pytest.raises(TypeError, match=r"rng must be a numpy.random.Generator .*got RandomState"):
+        surprise_burst(1, 1, 1, 4, rng=np.random.RandomState(0))

@@ -26,14 +26,9 @@ from __future__ import annotations
 import numpy as np
 
 from minirec._dispatch import Implementations, same_kind
-from minirec._validate import Shapes, is_torch, require_float, require_positive_int
+from minirec._validate import Shapes, batch_names, is_torch, require_float, require_positive_int
 from minirec.attention import reference
-from minirec.attention.reference import (
-    SCAN_ORDERS,
-    grid_final_states,
-    normalized_global_sum,
-    scan_order,
-)
+from minirec.attention.reference import SCAN_ORDERS, scan_order
 
 __all__ = [
     "softmax_attention", "aaren", "linear_attention", "lightnet",
@@ -75,37 +70,31 @@ def __getattr__(name):
 # Validation
 # --------------------------------------------------------------------------------------------
 
-class _Shapes(Shapes):
-    """Shapes that also remember how many batch axes the first sequence had."""
-
-    batch: int | None = None
-
-
-def _batch_names(n):
-    """Symbols of n batch axes: B, or B1, B2, …"""
-    return ("B",) if n == 1 else tuple(f"B{i + 1}" for i in range(n))
-
-
 def _sequence(shapes, name, value, last):
-    """Check a (T, ..., last) input: float, at least (T, last), T ≥ 1, batch axes as bound."""
+    """Check a (T, ..., last) input: float, T ≥ 1, the batch axes of the first sequence checked
+    (a mismatch names both arguments)."""
     value = require_float(name, value)
-    if value.ndim < 2:
-        raise ValueError(f"{name} must have shape (T, ..., {last}) with at least 2 dimensions; "
-                         f"got shape {tuple(value.shape)}")
-    if shapes.batch is None:
-        shapes.batch = value.ndim - 2                               # number of batch axes
-    spec = ("T", *_batch_names(shapes.batch), last)
-    shapes.check(name, value, spec)
+    shapes.check_batched(name, value, ("T",), (last,))
     if value.shape[0] == 0:
-        raise ValueError(f"{name} must have at least one time step: shape {spec} with T >= 1; "
-                         f"got {tuple(value.shape)}")
+        raise ValueError(f"{name} must have at least one time step: shape (T, ..., {last}) with "
+                         f"T >= 1; got {tuple(value.shape)}")
     return value
+
+
+def _positive_number(name, value) -> float:
+    """A positive, finite real number (a Python or NumPy scalar; no array: it would broadcast)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a positive real number; got {type(value).__name__}"
+                        + (f" of shape {tuple(value.shape)}" if hasattr(value, "shape") else ""))
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive, finite number; got {value!r}")
+    return float(value)
 
 
 def _state_part(shapes, name, value, tail):
     """Check one array of a state: shape (..., *tail) with the batch axes of the inputs."""
     value = require_float(name, value)
-    return shapes.check(name, value, (*_batch_names(shapes.batch), *tail))
+    return shapes.check(name, value, (*batch_names(shapes.batch), *tail))
 
 
 def _state_tuple(name, state, n, what):
@@ -124,15 +113,19 @@ def softmax_attention(q, k, v, *, causal=True, scale=None, backend=None):
     ``q (T, ..., d_k)``, ``k (S, ..., d_k)``, ``v (S, ..., d_v)`` → ``o (T, ..., d_v)``; causal
     needs S = T. ``scale`` defaults to 1/√d_k (as ``scaled_dot_product_attention``).
     """
-    shapes = _Shapes()
+    shapes = Shapes()
     q = _sequence(shapes, "q", q, "d_k")
+    if scale is None and q.shape[-1] == 0:
+        raise ValueError("q must have d_k >= 1 for the default scale 1/√d_k; got shape "
+                         f"{tuple(q.shape)}")
+    if scale is not None:
+        scale = _positive_number("scale", scale)
     spec_t = "T" if causal else "S"
     k = require_float("k", k)
     v = require_float("v", v)
     same_kind([q, k, v])
-    batch = _batch_names(shapes.batch)
-    shapes.check("k", k, (spec_t, *batch, "d_k"))
-    shapes.check("v", v, (spec_t, *batch, "d_v"))
+    shapes.check_batched("k", k, (spec_t,), ("d_k",))
+    shapes.check_batched("v", v, (spec_t,), ("d_v",))
     if k.shape[0] == 0:
         raise ValueError("k must have at least one time step")
     backend = IMPLEMENTATIONS.pick(backend, q)
@@ -140,7 +133,7 @@ def softmax_attention(q, k, v, *, causal=True, scale=None, backend=None):
 
 
 def _aaren_inputs(q, k, v, state):
-    shapes = _Shapes()
+    shapes = Shapes()
     k = _sequence(shapes, "k", k, "d_k")
     v = _sequence(shapes, "v", v, "d_v")
     q = require_float("q", q)
@@ -244,7 +237,7 @@ def linear_attention(q, k, v, *, method="parallel", feature_map="elu+1", normali
     """
     if method not in LINEAR_ATTENTION_METHODS:
         raise ValueError(f"method must be one of {LINEAR_ATTENTION_METHODS}; got {method!r}")
-    shapes = _Shapes()
+    shapes = Shapes()
     q = _sequence(shapes, "q", q, "d_k")
     k = _sequence(shapes, "k", k, "d_k")
     v = _sequence(shapes, "v", v, "d_v")
@@ -261,9 +254,56 @@ def linear_attention(q, k, v, *, method="parallel", feature_map="elu+1", normali
     kw = {"normalize": bool(normalize), "state": state}
     if method == "chunked":
         kw["chunk_size"] = require_positive_int("chunk_size", chunk_size)
+    if normalize and feature_map == "elu+1":
+        fq = _rescaled_elu_features(q, fq)
     o, final = IMPLEMENTATIONS.call(backend, f"linear_attention_{method}", fq, fk, v, **kw)
+    if normalize and feature_map == "elu+1":
+        _refuse_underflowed_normaliser(o, q, k, v, state)
     return (o, final) if return_state else o
 
+
+#: Below this largest feature, a query's elu+1 features are rescaled (float32's tiny is 1e-38).
+_TINY_FEATURE = 2.0 ** -60
+
+
+def _rescaled_elu_features(q, fq):
+    """φ(q) / max_f φ(q) for the queries whose elu+1 features are all tiny (q ≲ −42): the output
+    S_tᵀ φ(q) / z_t·φ(q) is unchanged by a positive factor per query, and the features no longer
+    underflow to 0 (q ≈ −1e3: e^q = 0 in float64, and 0/0). Computed from log φ(q) = q for
+    q ≤ 0, log(1 + q) for q > 0, so that no exponential underflows before the shift."""
+    lib = _lib(q)
+    largest = fq.max(-1, keepdims=True)
+    if is_torch(q):
+        largest = largest.values
+    tiny = largest < _TINY_FEATURE
+    if not bool(tiny.any()):
+        return fq
+    log_phi = lib.where(q > 0, lib.log1p(lib.clip(q, 0, None)), lib.clip(q, None, 0))
+    top = log_phi.max(-1, keepdims=True)
+    if is_torch(q):
+        top = top.values
+    return lib.where(tiny, lib.exp(log_phi - top), fq)
+
+
+def _refuse_underflowed_normaliser(o, q, k, v, state):
+    """NaN from finite input: every φ(k_i)·φ(q_t) up to t underflowed to 0 (keys ≲ −745 in
+    float64, −87 in float32), so the normaliser is 0/0. Refused rather than returned."""
+    lib = _lib(o)
+    if not bool(lib.isnan(o).any()):
+        return
+    inputs = [q, k, v, *(state or ())]
+    if all(bool(lib.isfinite(x).all()) for x in inputs):
+        raise ValueError(
+            "linear_attention: the elu+1 features of k underflowed to 0 (entries of k below about "
+            "−745 in float64, −87 in float32), so the normaliser z_t·φ(q_t) is 0 and the output "
+            "0/0; scale k (and q) down, or use float64, or normalize=False")
+
+
+def _lib(x):
+    if is_torch(x):
+        import torch
+        return torch
+    return np
 
 def lightnet(q, k, v, *, decay=None, state=None, return_state=False, backend=None):
     """LightNet's additive linear recurrence (``decay=None``), or the multiplicative one::
@@ -278,7 +318,7 @@ def lightnet(q, k, v, *, decay=None, state=None, return_state=False, backend=Non
     with ``return_state=True`` ``(o, state)``: additive ``state = (S (..., d_k, d_v), z (..., d_k))``
     (z = log Σ e^{k}, −∞ for an empty past), multiplicative ``state = S (..., d_k, d_v)``.
     """
-    shapes = _Shapes()
+    shapes = Shapes()
     q = _sequence(shapes, "q", q, "d_k")
     k = _sequence(shapes, "k", k, "d_k")
     v = _sequence(shapes, "v", v, "d_v")
@@ -300,3 +340,41 @@ def lightnet(q, k, v, *, decay=None, state=None, return_state=False, backend=Non
         o, final = IMPLEMENTATIONS.call(backend, "lightnet_multiplicative", q, k, v, decay,
                                         state=None if state is None else state[0])
     return (o, final) if return_state else o
+
+
+def _grid(shapes, name, value, last):
+    """Check a grid ``(H, W, ..., last)`` of NumPy floats with H, W ≥ 1."""
+    if is_torch(value):
+        raise TypeError(f"{name} must be a NumPy array (the grid scans run in NumPy); got a tensor")
+    value = shapes.check_batched(name, require_float(name, value), ("H", "W"), (last,))
+    if value.shape[0] == 0 or value.shape[1] == 0:
+        raise ValueError(f"{name} must have a grid of at least one position: shape "
+                         f"(H, W, ..., {last}) with H, W >= 1; got {tuple(value.shape)}")
+    return value
+
+
+def grid_final_states(k, v, *, decay=None, orders=SCAN_ORDERS, rng=None):
+    """The final state of one scan over a grid, for each scan order (NumPy).
+
+    ``k (H, W, ..., d_k)``, ``v (H, W, ..., d_v)``; ``decay (H, W, ..., d_k)`` selects the
+    multiplicative recurrence, None the additive one. → ``{order: S_final (..., d_k, d_v)}``.
+    ``orders``: names from :data:`SCAN_ORDERS`; ``"random"`` needs ``rng``.
+    """
+    shapes = Shapes()
+    k, v = _grid(shapes, "k", k, "d_k"), _grid(shapes, "v", v, "d_v")
+    if decay is not None:
+        decay = _grid(shapes, "decay", decay, "d_k")
+    same_kind([k, v, decay])
+    return reference.grid_final_states(k, v, decay=decay, orders=orders, rng=rng)
+
+
+def normalized_global_sum(k, v):
+    """Σ_i e^{k_i} v_iᵀ / Σ_i e^{k_i} over every position of a grid, per key channel (NumPy):
+    what the additive LightNet state reaches whatever the scan order.
+
+    ``k (H, W, ..., d_k)``, ``v (H, W, ..., d_v)`` → ``(..., d_k, d_v)``.
+    """
+    shapes = Shapes()
+    k, v = _grid(shapes, "k", k, "d_k"), _grid(shapes, "v", v, "d_v")
+    same_kind([k, v])
+    return reference.normalized_global_sum(k, v)

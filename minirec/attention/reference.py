@@ -370,8 +370,9 @@ def scan_order(name, height, width, *, rng=None):
     if name == "reversed":
         return raster[::-1]
     if name == "random":
-        if rng is None:
-            raise ValueError("scan_order('random', ...) needs rng (a numpy Generator)")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError("scan_order('random', ...) needs rng, a numpy Generator "
+                            f"(np.random.default_rng(seed)); got {type(rng).__name__}")
         return rng.permutation(height * width)
     raise ValueError(f"order must be one of {SCAN_ORDERS}; got {name!r}")
 

@@ -61,19 +61,16 @@ def prefix_linear_attention(q, k, v, k_enc, v_enc, *, feature_map="elu+1", norma
     ``S += φ(k) vᵀ, z += φ(k)``. ``feature_map``, ``normalize``, ``backend`` as
     :func:`minirec.attention.linear_attention`.
     """
-    q = require_float("q", q)
-    shapes = Shapes()
-    if q.ndim < 2:
-        raise ValueError(f"q must have shape (T, ..., d_k) with at least 2 dimensions; got "
-                         f"shape {tuple(q.shape)}")
-    batch = tuple(f"B{i + 1}" for i in range(q.ndim - 2))
-    shapes.check("q", q, ("T", *batch, "d_k"))
-    k_enc = shapes.check("k_enc", require_float("k_enc", k_enc), ("M", *batch, "d_k"))
-    v_enc = shapes.check("v_enc", require_float("v_enc", v_enc), ("M", *batch, "d_v"))
+    shapes = Shapes()                                   # (T, ..., d) and (M, ..., d), one batch
+    q, k, v, k_enc, v_enc = (
+        shapes.check_batched(name, require_float(name, x), (length,), (last,))
+        for name, x, length, last in (("q", q, "T", "d_k"), ("k", k, "T", "d_k"),
+                                      ("v", v, "T", "d_v"), ("k_enc", k_enc, "M", "d_k"),
+                                      ("v_enc", v_enc, "M", "d_v")))
     if k_enc.shape[0] == 0:
         raise ValueError("k_enc must have at least one prompt step: shape (M, ..., d_k) with "
                          "M >= 1 (without a prompt, use minirec.attention.linear_attention)")
-    same_kind([q, k_enc, v_enc])
+    same_kind([q, k, v, k_enc, v_enc])
     state = _encoder_state(_phi(feature_map, k_enc), v_enc)
     return attention.linear_attention(q, k, v, method="recurrent", feature_map=feature_map,
                                       normalize=normalize, state=state,

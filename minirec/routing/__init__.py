@@ -16,7 +16,10 @@ Shapes (tokens flattened: routing treats every token on its own)::
 The public functions take NumPy arrays or torch tensors. ``backend=None`` picks Numba for NumPy
 input and Torch for tensors; ``backend="numpy"`` runs the reference. Results have the input's
 type and float dtype; ``indices`` and ``slots`` are int64 (given as any integer dtype, int32
-included, they are taken as int64).
+included, they are taken as int64). The reference's building blocks (``softmax``, ``silu``,
+``swiglu_expert``, ``moe_layer``, ``linear_router``, ``gru_router_step``, ``moe_stack_forward``,
+``expert_load``) are read and called as ``minirec.routing.reference.<name>``: they are the
+equations, unchecked; the functions here check their inputs first.
 """
 
 from __future__ import annotations
@@ -25,23 +28,11 @@ import numpy as np
 
 from minirec._dispatch import Implementations, same_kind
 from minirec._validate import Shapes, is_torch, require_float, require_positive_int
-from minirec.routing.reference import (
-    capacity_from_factor,
-    expert_load,
-    gru_router_step,
-    init_gru_router,
-    linear_router,
-    moe_layer,
-    moe_stack_forward,
-    silu,
-    softmax,
-    swiglu_expert,
-)
+from minirec.routing.reference import capacity_from_factor, init_gru_router
 
 __all__ = [
     "top_k_route", "expert_slots", "dispatch", "combine", "load_balance_loss", "dense_mixture",
-    "capacity_from_factor", "expert_load", "softmax", "silu", "swiglu_expert", "moe_layer",
-    "linear_router", "gru_router_step", "init_gru_router", "moe_stack_forward",
+    "capacity_from_factor", "init_gru_router",
     "MoELayer", "MoEStack", "LinearRouterMoE", "GRURouterMoE", "GRURouter", "LinearRouter",
     "SwiGLUExperts",
 ]
@@ -91,8 +82,9 @@ def _integer_array(name, value, spec, shapes, n_experts=None, *, low=0, what="ex
     if n_experts is not None and value.shape[0] * value.shape[1] > 0:
         lo, hi = int(value.min()), int(value.max())
         if lo < low or hi >= n_experts:
-            raise ValueError(f"{name} must hold {what} in [{low}, {n_experts}); "
-                             f"got values from {lo} to {hi}")
+            origin = shapes.bound_by.get("E", "n_experts")
+            raise ValueError(f"{name} must hold {what} in [{low}, {n_experts}) (E={n_experts} "
+                             f"from {origin}); got values from {lo} to {hi}")
     return value.long() if is_torch(value) else value.astype(np.int64, copy=False)
 
 
@@ -186,11 +178,26 @@ def load_balance_loss(probs, indices, *, backend=None):
     probs = require_float("probs", probs)
     shapes = Shapes()
     shapes.check("probs", probs, ("N", "E"))
+    if probs.shape[0] == 0:
+        raise ValueError("probs must hold at least one token: shape (N, E) with N >= 1 (the loss "
+                         f"is a mean over tokens); got {tuple(probs.shape)}")
     indices = _integer_array("indices", indices, ("N", "k"), shapes, probs.shape[1])
     _same_kind(probs, indices)
     out = IMPLEMENTATIONS.call(IMPLEMENTATIONS.pick(backend, probs), "load_balance_loss", probs,
                                indices)
     return out if is_torch(probs) else np.asarray(out, dtype=probs.dtype)
+
+
+def _count_experts(experts) -> int:
+    """How many experts: a SwiGLUExperts module's first weight axis, else the sequence's length."""
+    w1 = getattr(experts, "w1", None)
+    if w1 is not None and hasattr(w1, "shape"):
+        return int(w1.shape[0])
+    try:
+        return len(experts)
+    except TypeError:
+        raise TypeError("experts must be a sequence of E callables or a SwiGLUExperts module; "
+                        f"got {type(experts).__name__}") from None
 
 
 def dense_mixture(x, probs, experts):
@@ -202,7 +209,8 @@ def dense_mixture(x, probs, experts):
     shapes = Shapes()
     shapes.check("x", x, ("N", "d"))
     shapes.check("probs", probs, ("N", "E"))
-    if not is_torch(x) and len(experts) != probs.shape[1]:
-        raise ValueError(f"experts must hold E = {probs.shape[1]} callables (probs' last axis); "
-                         f"got {len(experts)}")
+    n_experts = _count_experts(experts)
+    if n_experts != probs.shape[1]:
+        raise ValueError(f"experts must hold E = {probs.shape[1]} experts (E from probs' last "
+                         f"axis); got {n_experts}")
     return IMPLEMENTATIONS.call(IMPLEMENTATIONS.pick(None, x), "dense_mixture", x, probs, experts)

@@ -61,17 +61,20 @@ def make_program_task(n, *, n_ops=4, n_layers=4, m=8, seed):
 
 
 class RoutedProgramNet(nn.Module):
-    """embedding → L residual MoE layers (E experts, top-1) → read-out.
+    """embedding → L residual MoE layers (E experts, top-1) → read-out. The GRU router's
+    projections are tied across layers by default (lesson 07's toy); ``router_projections=
+    "per_layer"`` gives each layer its own, as RMoE's code does.
 
     ``forward(x (N, d_in)) → (y_hat (N, m), info)`` with ``info`` as :class:`MoEStack`'s.
     """
 
     def __init__(self, d_in, d_out, *, router, d=32, d_ff=16, n_experts=4, n_layers=4,
-                 router_hidden=32, k=1):
+                 router_hidden=32, router_projections="tied", k=1):
         super().__init__()
         self.embed = nn.Linear(d_in, d)
         self.stack = MoEStack(d, n_experts, k, n_layers, d_ff, router=router,
-                              router_hidden=router_hidden, normalize=k > 1, norm=True)
+                              router_hidden=router_hidden, router_projections=router_projections,
+                              normalize=k > 1, norm=True)
         self.readout = nn.Linear(d, d_out)
 
     def forward(self, x, ops=None):

@@ -34,12 +34,14 @@ import math
 
 import numpy as np
 
+from minirec._validate import require_positive_int
 from minirec.cells import reference as cells
 
 __all__ = [
     "softmax", "top_k_route", "capacity_from_factor", "expert_slots", "dispatch", "combine",
     "load_balance_loss", "expert_load", "dense_mixture", "moe_layer", "swiglu_expert", "silu",
-    "linear_router", "gru_router_step", "moe_stack_forward", "init_gru_router", "layer_norm",
+    "linear_router", "gru_router_step", "moe_stack_forward", "init_gru_router", "router_of_layer",
+    "layer_norm",
 ]
 
 
@@ -205,23 +207,54 @@ def linear_router(h, W):
 
 def gru_router_step(h, r_prev, router):
     """One layer of the RMoE router. ``h (N, d)``, ``r_prev (N, H_r)`` (zeros before the first
-    layer), ``router`` a dict with ``W1 (H_r, d)``, ``W2 (E, H_r)`` and ``gru`` (a GRU params
-    dict with torch.nn's names: ``weight_ih (3H_r, H_r)``, ...) → ``(logits (N, E), r (N, H_r))``.
+    layer), ``router`` one layer's dict: ``W1 (H_r, d)``, ``W2 (E, H_r)`` and ``gru`` (a GRU
+    params dict with torch.nn's names: ``weight_ih (3H_r, H_r)``, ...) → ``(logits (N, E), r
+    (N, H_r))``.
 
-    The same ``router`` (one GRU cell) serves every layer; only ``r`` changes from layer to layer.
+    The GRU cell is the same in every layer; only ``r`` changes from layer to layer, and, in the
+    paper's form, each layer's own ``W1``, ``W2`` (:func:`init_gru_router` with ``n_layers``).
     """
-    x = h @ router["W1"].T                                      # x^(l) = W1 h^(l)
+    x = h @ router["W1"].T                                      # x^(l) = W1^(l) h^(l)
     r = cells.gru_step(x, r_prev, router["gru"])                # r^(l) = GRU(x^(l), r^(l−1))
-    return r @ router["W2"].T, r                                # logits = W2 r^(l)
+    return r @ router["W2"].T, r                                # logits = W2^(l) r^(l)
 
 
-def init_gru_router(d, n_experts, hidden_size, *, rng, dtype=np.float64):
-    """A router dict for :func:`gru_router_step`, drawn as torch.nn.Linear / GRUCell do."""
-    return {
-        "W1": rng.uniform(-1, 1, size=(hidden_size, d)).astype(dtype) / np.sqrt(d),
-        "W2": rng.uniform(-1, 1, size=(n_experts, hidden_size)).astype(dtype) / np.sqrt(hidden_size),
-        "gru": cells.init_params("gru", hidden_size, hidden_size, rng=rng, dtype=dtype),
-    }
+def _linear_init(rng, shape, fan_in, dtype):
+    """torch.nn.Linear's draw: uniform in ±1/√fan_in."""
+    return rng.uniform(-1, 1, size=shape).astype(dtype) / np.sqrt(fan_in)
+
+
+def init_gru_router(d, n_experts, hidden_size, *, rng, n_layers=None, dtype=np.float64):
+    """The RMoE router, drawn as torch.nn.Linear / GRUCell do.
+
+    ``n_layers=None``: one dict for :func:`gru_router_step`, its ``W1``, ``W2`` *tied* across
+    layers (every layer reads the same projections). ``n_layers=L``: the paper's form (RMoE's
+    code: each MoE block owns ``weight1``, ``weight2``; the GRU cell is the model's, shared), a
+    list of L dicts with their own ``W1 (H_r, d)``, ``W2 (E, H_r)`` and one ``gru`` dict, the
+    same object in every layer.
+    """
+    layers = [{"W1": _linear_init(rng, (hidden_size, d), d, dtype),
+               "W2": _linear_init(rng, (n_experts, hidden_size), hidden_size, dtype)}
+              for _ in range(1 if n_layers is None else require_positive_int("n_layers", n_layers))]
+    gru = cells.init_params("gru", hidden_size, hidden_size, rng=rng, dtype=dtype)
+    routers = [{**projections, "gru": gru} for projections in layers]
+    return routers[0] if n_layers is None else routers
+
+
+def router_of_layer(gru_router, layer, n_layers):
+    """Layer ``layer``'s router dict: the tied dict itself, or entry ``layer`` of the per-layer
+    list (which must have ``n_layers`` entries sharing one GRU cell)."""
+    if isinstance(gru_router, dict):
+        return gru_router
+    if len(gru_router) != n_layers:
+        raise ValueError(f"gru_router must hold one router dict per layer: {n_layers}; got "
+                         f"{len(gru_router)}")
+    first = gru_router[0]["gru"]
+    if any(any(not np.array_equal(r["gru"][key], first[key]) for key in first)
+           for r in gru_router[1:]):
+        raise ValueError("gru_router's layers must share one GRU cell (RMoE's router); their "
+                         "'gru' params differ")
+    return gru_router[layer]
 
 
 def layer_norm(h, eps=1e-5):
@@ -238,7 +271,8 @@ def moe_stack_forward(h, layer_experts, k, *, router_weights=None, gru_router=No
 
     ``h (N, d)``; ``layer_experts`` a list of L lists of E callables ``(n, d) → (n, d)``. Give
     either ``router_weights`` (L matrices ``(E, d)``: independent linear routers) or
-    ``gru_router`` (one dict for :func:`gru_router_step`, shared by all L layers).
+    ``gru_router`` from :func:`init_gru_router`: one dict (projections tied across layers) or a
+    list of L dicts (each layer's own projections around one shared GRU cell: the paper's form).
 
     Returns ``(h^(L) (N, d), logits (L, N, E), indices (L, N, k))``.
     """
@@ -246,14 +280,16 @@ def moe_stack_forward(h, layer_experts, k, *, router_weights=None, gru_router=No
         raise ValueError("give exactly one of router_weights (independent) or gru_router (shared)")
     r = None
     if gru_router is not None:
-        r = np.zeros((h.shape[0], gru_router["W1"].shape[0]), dtype=h.dtype)  # r^(−1) = 0
+        first = router_of_layer(gru_router, 0, len(layer_experts))
+        r = np.zeros((h.shape[0], first["W1"].shape[0]), dtype=h.dtype)  # r^(−1) = 0
     all_logits, all_indices = [], []
     for layer, experts in enumerate(layer_experts):
         u = layer_norm(h) if norm else h
         if gru_router is None:
             logits = linear_router(u, router_weights[layer])
         else:
-            logits, r = gru_router_step(u, r, gru_router)       # state carried to the next layer
+            router = router_of_layer(gru_router, layer, len(layer_experts))
+            logits, r = gru_router_step(u, r, router)           # state carried to the next layer
         y, _, indices, _ = moe_layer(u, logits, experts, k, capacity=capacity, normalize=normalize)
         h = h + y
         all_logits.append(logits)

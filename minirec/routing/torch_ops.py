@@ -203,44 +203,71 @@ class LinearRouter(nn.Module):
         return self.proj(h), None
 
 
+#: How the RMoE router's projections W1, W2 are held across layers.
+ROUTER_PROJECTIONS = ("per_layer", "tied")
+
+
 class GRURouter(nn.Module):
-    """The RMoE router, one instance shared by every layer::
+    """The RMoE router: one GRU cell shared by every layer::
 
-        x = W1 h,   r = GRU(x, r_prev),   logits = W2 r      W1 (H_r, d), W2 (E, H_r)
+        x = W1^(l) h,   r = GRU(x, r_prev),   logits = W2^(l) r      W1 (H_r, d), W2 (E, H_r)
 
-    ``forward(h (N, d), r_prev (N, H_r) or None) → (logits (N, E), r (N, H_r))``; None is the
-    zero state before the first layer. The GRU is :class:`minirec.cells.torch_ops.GRU` run for
-    one step (a length-1 sequence); its weights are ``gru.weight_ih_l0``, ... as torch.nn's.
+    ``projections="per_layer"`` (the paper's code: each MoE block owns its W1, W2; needs
+    ``n_layers``) or ``"tied"`` (one W1, W2 read by every layer). ``forward(h (N, d), r_prev
+    (N, H_r) or None, layer=0) → (logits (N, E), r (N, H_r))``; None is the zero state before the
+    first layer. The GRU is :class:`minirec.cells.torch_ops.GRU` run for one step (a length-1
+    sequence); its weights are ``gru.weight_ih_l0``, ... as torch.nn's.
     """
 
-    def __init__(self, d, n_experts, hidden_size, *, device=None, dtype=None):
+    def __init__(self, d, n_experts, hidden_size, *, projections="tied", n_layers=None,
+                 device=None, dtype=None):
         super().__init__()
+        if projections not in ROUTER_PROJECTIONS:
+            raise ValueError(f"projections must be one of {ROUTER_PROJECTIONS}; got {projections!r}")
+        if projections == "per_layer" and (isinstance(n_layers, bool)
+                                           or not isinstance(n_layers, int) or n_layers < 1):
+            raise ValueError(f"projections='per_layer' needs n_layers, a positive integer; got "
+                             f"{n_layers!r}")
         kw = {"device": device, "dtype": dtype}
-        self.hidden_size = hidden_size
-        self.W1 = nn.Linear(d, hidden_size, bias=False, **kw)
+        self.hidden_size, self.projections = hidden_size, projections
+        count = n_layers if projections == "per_layer" else 1
+        self.W1 = nn.ModuleList(nn.Linear(d, hidden_size, bias=False, **kw) for _ in range(count))
         self.gru = GRU(hidden_size, hidden_size, **kw)
-        self.W2 = nn.Linear(hidden_size, n_experts, bias=False, **kw)
+        self.W2 = nn.ModuleList(nn.Linear(hidden_size, n_experts, bias=False, **kw)
+                                for _ in range(count))
 
-    def forward(self, h, r_prev=None):
-        x = self.W1(h)                                          # x^(l) = W1 h^(l)
+    def _layer(self, layer):
+        if self.projections == "tied":
+            return 0
+        if not 0 <= layer < len(self.W1):
+            raise ValueError(f"layer must be in [0, {len(self.W1)}); got {layer}")
+        return layer
+
+    def forward(self, h, r_prev=None, layer=0):
+        i = self._layer(layer)
+        x = self.W1[i](h)                                       # x^(l) = W1^(l) h^(l)
         if r_prev is None:
             r_prev = x.new_zeros((h.shape[0], self.hidden_size))  # r^(−1) = 0
         _, r = self.gru(x.unsqueeze(0), r_prev.unsqueeze(0))    # one GRU step: (1, N, H_r)
         r = r[0]
-        return self.W2(r), r                                    # logits = W2 r^(l)
+        return self.W2[i](r), r                                 # logits = W2^(l) r^(l)
 
     def reference_params(self):
-        """The router dict of :func:`minirec.routing.reference.gru_router_step` (float64 NumPy)."""
+        """The router of :func:`minirec.routing.reference.moe_stack_forward` (float64 NumPy): one
+        dict when tied, a list of per-layer dicts sharing one ``gru`` dict otherwise."""
         def np64(t):
             return t.detach().cpu().double().numpy()
-        return {"W1": np64(self.W1.weight), "W2": np64(self.W2.weight),
-                "gru": {k: np64(v) for k, v in self.gru.layer_params(0).items()}}
+        gru = {k: np64(v) for k, v in self.gru.layer_params(0).items()}
+        routers = [{"W1": np64(w1.weight), "W2": np64(w2.weight), "gru": gru}
+                   for w1, w2 in zip(self.W1, self.W2)]
+        return routers[0] if self.projections == "tied" else routers
 
 
 class MoEStack(nn.Module):
     """L residual MoE layers, ``h^(l+1) = h^(l) + MoE_l(u^(l))``, routed by ``router``:
     ``"linear"`` (an independent :class:`LinearRouter` per layer) or ``"gru"`` (one
-    :class:`GRURouter` shared by all layers, its state carried from layer l to l+1).
+    :class:`GRURouter` shared by all layers, its state carried from layer l to l+1; its
+    projections ``router_projections="per_layer"``, the paper's form, or ``"tied"``).
 
     ``u^(l)`` is what the router and the experts read: ``h^(l)`` itself, or with ``norm=True``
     its layer norm without learned scale (``(h − mean) / sqrt(var + 1e-5)`` over d: the pre-norm
@@ -251,7 +278,8 @@ class MoEStack(nn.Module):
     """
 
     def __init__(self, d, n_experts, k, n_layers, d_ff, *, router="linear", router_hidden=None,
-                 capacity_factor=None, normalize=True, norm=False, device=None, dtype=None):
+                 router_projections="per_layer", capacity_factor=None, normalize=True, norm=False,
+                 device=None, dtype=None):
         super().__init__()
         if router not in ("linear", "gru"):
             raise ValueError(f"router must be 'linear' or 'gru'; got {router!r}")
@@ -263,10 +291,8 @@ class MoEStack(nn.Module):
         if router == "linear":
             self.routers = nn.ModuleList(LinearRouter(d, n_experts, **kw) for _ in range(n_layers))
         else:
-            self.router = GRURouter(d, n_experts, router_hidden or d, **kw)
-
-    def _router(self, layer):
-        return self.routers[layer] if self.router_kind == "linear" else self.router
+            self.router = GRURouter(d, n_experts, router_hidden or d,
+                                    projections=router_projections, n_layers=n_layers, **kw)
 
     def forward(self, h, forced_logits=None):
         """``forced_logits (L, N, E)``, if given, replace the routers' logits (an oracle router:
@@ -276,7 +302,10 @@ class MoEStack(nn.Module):
         state, infos = None, []
         for layer, moe in enumerate(self.layers):
             u = F.layer_norm(h, h.shape[-1:]) if self.norm else h
-            logits, state = self._router(layer)(u, state)       # the GRU state goes on to l+1
+            if self.router_kind == "linear":
+                logits, state = self.routers[layer](u, state)
+            else:                                               # the GRU state goes on to l+1
+                logits, state = self.router(u, state, layer)
             if forced_logits is not None:
                 logits = forced_logits[layer]
             y, info = moe(u, logits)
@@ -309,7 +338,8 @@ class LinearRouterMoE(MoEStack):
 
 
 class GRURouterMoE(MoEStack):
-    """:class:`MoEStack` with the RMoE router: one GRU cell shared across layers."""
+    """:class:`MoEStack` with the RMoE router: one GRU cell shared across layers, each layer's
+    own projections (``router_projections="per_layer"``, the default) or tied ones."""
 
     def __init__(self, d, n_experts, k, n_layers, d_ff, *, router_hidden=None, **kw):
         super().__init__(d, n_experts, k, n_layers, d_ff, router="gru",

@@ -24,7 +24,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minirec._validate import require_positive_int
+from minirec._validate import (
+    Shapes,
+    is_torch,
+    require_float,
+    require_generator,
+    require_integer,
+    require_positive_int,
+)
 
 __all__ = ["IGNORE", "Recall", "SetDisjointness", "Passkey", "mqar", "set_disjointness",
            "passkey", "read_twice_tokens", "recall_accuracy"]
@@ -35,10 +42,7 @@ IGNORE = -100
 
 
 def _require_rng(rng) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError("rng must be a numpy.random.Generator (np.random.default_rng(seed)); "
-                        f"got {type(rng).__name__}")
-    return rng
+    return require_generator("rng", rng)
 
 
 def _draw_without_replacement(rng, n_rows, population, size):
@@ -239,19 +243,49 @@ def read_twice_tokens(context, question):
     trailing axes → ``(2 T_c + T_q, ...)``. Read once, a causal model has seen the question's
     subject only after the context; read twice, the second copy is read knowing all of it.
     """
-    context, question = np.asarray(context), np.asarray(question)
-    if context.ndim == 0 or question.ndim == 0:
-        raise ValueError("context and question must be sequences (T, ...) with time first")
-    if context.shape[1:] != question.shape[1:]:
+    context, question = (_sequence_like(name, x) for name, x in
+                         (("context", context), ("question", question)))
+    if is_torch(context) != is_torch(question):
+        raise TypeError("context and question must both be NumPy arrays or both torch tensors")
+    if tuple(context.shape[1:]) != tuple(question.shape[1:]):
         raise ValueError(f"question must have shape (T_q, ...) = (T_q, "
                          f"{', '.join(map(str, context.shape[1:]))}) (the trailing axes of "
-                         f"context); got {question.shape}")
+                         f"context); got {tuple(question.shape)}")
+    if context.dtype != question.dtype:
+        raise TypeError(f"question must have context's dtype {context.dtype}; got {question.dtype}")
+    if is_torch(context):
+        import torch
+        return torch.cat([context, context, question])
     return np.concatenate([context, context, question])
+
+
+def _sequence_like(name, x):
+    """An array or tensor with a time axis first (tokens or embeddings)."""
+    x = x if is_torch(x) else np.asarray(x)
+    if x.ndim == 0:
+        raise ValueError(f"{name} must be a sequence (T, ...) with time first; got a scalar")
+    return x
 
 
 def recall_accuracy(logits, targets):
     """Fraction of the asked positions (``targets != IGNORE``) whose most likely token is the
-    target: ``logits (T, B, V)``, ``targets (T, B)`` → a float in [0, 1]."""
+    target: ``logits (T, ..., V)``, ``targets (T, ...)`` → a float in [0, 1]. NumPy arrays or
+    torch tensors (both of one kind); at least one position must be asked."""
+    if is_torch(logits) != is_torch(targets):
+        raise TypeError("logits and targets must both be NumPy arrays or both torch tensors")
+    if is_torch(logits):
+        logits, targets = logits.detach().cpu().numpy(), targets.detach().cpu().numpy()
+    logits, targets = require_float("logits", logits), require_integer("targets", targets)
+    shapes = Shapes()
+    shapes.check_batched("targets", targets, ("T",), ())
+    shapes.check_batched("logits", logits, ("T",), ("V",))
     asked = targets != IGNORE
+    if not asked.any():
+        raise ValueError("targets must ask at least one position (an entry other than IGNORE = "
+                         f"{IGNORE}); got none: the accuracy of nothing is undefined")
+    if ((targets[asked] < 0) | (targets[asked] >= logits.shape[-1])).any():
+        raise ValueError(f"targets must hold token ids in [0, V) = [0, {logits.shape[-1]}) "
+                         f"(V={logits.shape[-1]} from logits) or IGNORE = {IGNORE}; got values "
+                         f"from {targets.min()} to {targets.max()}")
     predicted = logits.argmax(axis=-1)                              # (T, B)
     return float((predicted[asked] == targets[asked]).mean())

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minirec._validate import Shapes, is_torch, require_float, require_generator, require_integer
+
 __all__ = ["random_writes", "unit_vectors", "surprise_burst", "SurpriseBurst", "retrieval_hits"]
 
 
@@ -25,7 +27,7 @@ def unit_vectors(n, d, *, rng, dtype=np.float64):
     """``(n, d)`` rows drawn uniformly on the unit sphere."""
     if n < 0 or d < 1:
         raise ValueError(f"need n >= 0 and d >= 1; got n={n}, d={d}")
-    x = rng.standard_normal((n, d))
+    x = require_generator("rng", rng).standard_normal((n, d))
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(dtype)
 
 
@@ -65,6 +67,7 @@ def surprise_burst(n_before, burst_len, n_after, d, *, rng, similarity=0.9, dtyp
     Returns a :class:`SurpriseBurst` with T = n_before + 1 + burst_len + n_after."""
     if not 0.0 <= similarity <= 1.0:
         raise ValueError(f"similarity must be in [0, 1]; got {similarity}")
+    require_generator("rng", rng)
     k_before, v_before = random_writes(n_before, d, rng=rng)
     k_novel, v_novel = random_writes(1, d, rng=rng)
     k_burst = _correlated(k_novel[0], burst_len, similarity, rng)
@@ -82,12 +85,17 @@ def retrieval_hits(retrieved, values, targets=None):
     candidates (all values written), ``targets (n,)`` the index of the right one (default
     ``arange(n)``). Returns a boolean array ``(n,)``; its mean is the recall accuracy.
     """
-    retrieved, values = np.asarray(retrieved), np.asarray(values)
-    if retrieved.ndim != 2 or values.ndim != 2 or retrieved.shape[1] != values.shape[1]:
-        raise ValueError(f"retrieved must be (n, d_v) and values (m, d_v) with the same d_v; got "
-                         f"{retrieved.shape} and {values.shape}")
-    targets = np.arange(retrieved.shape[0]) if targets is None else np.asarray(targets)
-    if targets.shape != (retrieved.shape[0],):
-        raise ValueError(f"targets must have shape (n,) = ({retrieved.shape[0]},); got "
-                         f"{targets.shape}")
+    if any(is_torch(x) for x in (retrieved, values, targets)):
+        raise TypeError("retrieved, values and targets must be NumPy arrays (call .numpy() on "
+                        "tensors)")
+    shapes = Shapes()
+    retrieved = shapes.check("retrieved", require_float("retrieved", retrieved), ("n", "d_v"))
+    values = shapes.check("values", require_float("values", values), ("m", "d_v"))
+    if targets is None:
+        targets = np.arange(retrieved.shape[0])
+    targets = shapes.check("targets", require_integer("targets", targets), ("n",))
+    m = values.shape[0]
+    if targets.size and (targets.min() < 0 or targets.max() >= m):
+        raise ValueError(f"targets must index values: entries in [0, m) = [0, {m}) (m={m} from "
+                         f"values); got values from {targets.min()} to {targets.max()}")
     return np.argmax(retrieved @ values.T, axis=1) == targets

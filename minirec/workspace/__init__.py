@@ -38,8 +38,6 @@ from minirec.workspace.reference import (
     blank_workspace,
     controller_input_size,
     init_controller_params,
-    one_hot,
-    read_out,
 )
 
 __all__ = [
@@ -73,7 +71,9 @@ def __getattr__(name):
 # --------------------------------------------------------------------------------------------
 
 def _digits(name: str, value, high: int, shapes: Shapes, what: str):
-    """An integer array (or tensor) of shape (B,) with values in [0, high)."""
+    """An integer array (or tensor) of shape (B,) with values in [0, high), as NumPy. Digits
+    are data, not parameters: NumPy digits with torch gates or params (and the reverse) are
+    taken, as they select one-hot rows in the gates' kind."""
     if is_torch(value):
         if value.dtype.is_floating_point or value.dtype.is_complex or str(value.dtype) == "torch.bool":
             raise TypeError(f"{name} must be an integer tensor of digits, shape (B,); "
@@ -122,7 +122,7 @@ def run_program(a, program, *, n_digits: int, backend=None):
     program = shapes.check("program", require_float("program", program), ("K", "B", M))
     a = _digits("a", a, n_digits, shapes, "digits")
     backend = IMPLEMENTATIONS.pick(backend, program)
-    a_onehot = one_hot(a, n_digits, numpy_dtype(program))
+    a_onehot = reference.one_hot(a, n_digits, numpy_dtype(program))
     return IMPLEMENTATIONS.call(backend, "run_program", a_onehot, program)
 
 
@@ -139,8 +139,29 @@ def hand_set_program(b, n_steps: int, dtype=np.float64):
 def add(a, b, *, n_digits: int, n_steps: int):
     """a + b mod N, computed by the workspace under :func:`hand_set_program`: ``(B,)`` integers."""
     n_digits = _positive("n_digits", n_digits, 2)
+    n_steps = _positive("n_steps", n_steps, 2)
+    shapes = Shapes()
+    a = _digits("a", a, n_digits, shapes, "digits")
+    b = _digits("b", b, n_steps - 1, shapes, "second addends (at most n_steps − 2)")
     program = hand_set_program(b, n_steps)
-    return read_out(run_program(a, program, n_digits=n_digits, backend="numpy")[-1])
+    return reference.read_out(run_program(a, program, n_digits=n_digits, backend="numpy")[-1])
+
+
+def one_hot(digits, n_digits: int, dtype=np.float64):
+    """``digits (B,)`` integers in [0, N) → ``(B, N)`` one-hot rows of ``dtype`` (NumPy)."""
+    n_digits = _positive("n_digits", n_digits)
+    digits = _digits("digits", digits, n_digits, Shapes(), "digits")
+    return reference.one_hot(digits, n_digits, dtype)
+
+
+def read_out(w):
+    """The digit a workspace holds: ``argmax_j w[:, j]``: ``w (B, N)`` → ``(B,)`` integers, of
+    w's kind (NumPy or torch)."""
+    w = Shapes().check("w", require_float("w", w), ("B", "N"))
+    if w.shape[1] == 0:
+        raise ValueError("w must have at least one digit: shape (B, N) with N >= 1; got "
+                         f"{tuple(w.shape)}")
+    return w.argmax(-1) if is_torch(w) else reference.read_out(w)
 
 
 def controller_run(a, b, params, *, n_digits: int, n_steps: int, hard: bool = True,
@@ -170,7 +191,7 @@ def controller_run(a, b, params, *, n_digits: int, n_steps: int, hard: bool = Tr
     b = _digits("b", b, n_steps - 1, shapes, "second addends (at most n_steps − 2)")
     like = p["weight_ih"]
     backend = IMPLEMENTATIONS.pick(backend, like)
-    a_onehot = one_hot(a, n_digits, numpy_dtype(like))
+    a_onehot = reference.one_hot(a, n_digits, numpy_dtype(like))
     cue = reference.cue_of(b, numpy_dtype(like))
     return tuple(IMPLEMENTATIONS.call(backend, "controller_run", a_onehot, cue, p, n_steps,
                                       hard=hard, reads_workspace=reads_workspace))
